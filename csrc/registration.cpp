@@ -1,0 +1,29 @@
+// Every fastgan op schema lives here, in one TORCH_LIBRARY block.
+// Kernels register implementations per device in cpu/ and cuda/; the
+// Python side (fastgan/ops) adds fake tensors and autograd.
+//
+// Integer codes shared with Python (fastgan/ops/_codes.py):
+//   reduction: 0 = none (per image), 1 = mean, 2 = sum
+//   kind (masked_loss): 0 = L1, 1 = squared error, 2 = Charbonnier
+//   dim  (cosine_loss): 0 = per image over (C, H, W), 1 = per pixel over C
+#include <torch/library.h>
+
+TORCH_LIBRARY(fastgan, m) {
+  // Masked pointwise reconstruction losses (L1, MSE, Charbonnier).
+  // Returns the reduced loss and the per-image sum of broadcast mask weights
+  // (float32, shape (N,)), which the backward needs for the mean.
+  m.def("masked_loss_forward(Tensor x, Tensor y, Tensor? mask, int kind, float eps, "
+        "int reduction) -> (Tensor, Tensor)");
+  // Gradient with respect to x; the gradient with respect to y is its negation.
+  m.def("masked_loss_backward(Tensor grad, Tensor x, Tensor y, Tensor? mask, "
+        "Tensor weight_sum, int kind, float eps, int reduction) -> Tensor");
+
+  // Cosine-similarity loss 1 - cos(w*x, w*y), per image or per pixel.
+  // Per image, also returns (N, 3) float32 statistics [x.y, |x|^2, |y|^2];
+  // per pixel they are recomputed in the backward and an empty tensor is returned.
+  m.def("cosine_loss_forward(Tensor x, Tensor y, Tensor? mask, int dim, float eps, "
+        "int reduction) -> (Tensor, Tensor)");
+  // Gradients for x and y; an output not asked for is an empty tensor.
+  m.def("cosine_loss_backward(Tensor grad, Tensor x, Tensor y, Tensor? mask, Tensor stats, "
+        "int dim, float eps, int reduction, bool need_x, bool need_y) -> (Tensor, Tensor)");
+}

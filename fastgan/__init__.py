@@ -1,0 +1,23 @@
+"""fastgan: fused kernels and applications for fast GAN training on faces.
+
+>>> import fastgan as fg
+>>> loss = fg.masked_l1(output, target, mask)
+"""
+
+__version__ = "0.1.0"
+
+from fastgan._ext import build_info
+from fastgan.backends import backend, get_backend, set_backend
+from fastgan.functional import (
+    cosine_similarity_loss,
+    masked_charbonnier,
+    masked_l1,
+    masked_mse,
+    self_regularization_loss,
+)
+
+__all__ = [
+    "__version__", "build_info", "backend", "get_backend", "set_backend",
+    "masked_l1", "masked_mse", "masked_charbonnier", "cosine_similarity_loss",
+    "self_regularization_loss",
+]

@@ -1,0 +1,15 @@
+"""The Python face of every fastgan op: fake tensors, autograd, backend choice.
+
+Each op is a ``torch.library`` custom op so that ``torch.compile(fullgraph=True)``
+traces it whole. Public functions live in ``fastgan.functional``. The compiled C++/CUDA
+ops live under ``torch.ops.fastgan``, the Triton ones under ``torch.ops.fastgan_triton``.
+"""
+
+from fastgan import _ext
+from fastgan.ops.cosine_loss import cosine_loss
+from fastgan.ops.masked_loss import masked_loss
+
+if _ext.TRITON_IMPORTABLE:
+    from fastgan.ops import triton_losses  # noqa: F401  (registers fastgan_triton ops)
+
+__all__ = ["masked_loss", "cosine_loss"]

@@ -1,0 +1,64 @@
+"""Cosine-similarity loss as custom ops.
+
+Ops (schemas in csrc/registration.cpp, Triton twins in fastgan/ops/triton_losses.py):
+  cosine_loss_forward(x, y, mask?, dim, eps, reduction) -> (loss, stats)
+  cosine_loss_backward(grad, x, y, mask?, stats, dim, eps, reduction, need_x, need_y)
+      -> (grad_x, grad_y)   (an output not asked for is an empty tensor)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fastgan import _ext, backends, reference
+from fastgan.ops._common import REDUCTION_NAMES, like_kernel_output, loss_shape, opmath_dtype
+
+
+def fake_forward(x, y, mask, dim, eps, reduction):
+    stats_shape = (x.shape[0], 3) if dim == 0 else (0,)
+    return (x.new_empty(loss_shape(x, reduction)),
+            x.new_empty(stats_shape, dtype=opmath_dtype(x.dtype)))
+
+
+def fake_backward(grad, x, y, mask, stats, dim, eps, reduction, need_x, need_y):
+    gx = like_kernel_output(x) if need_x else x.new_empty((0,))
+    gy = like_kernel_output(y) if need_y else y.new_empty((0,))
+    return gx, gy
+
+
+def register(forward_name: str, backward_op) -> None:
+    """Fake kernels and autograd for one implementation of the op pair."""
+    torch.library.register_fake(forward_name)(fake_forward)
+
+    def setup_context(ctx, inputs, output):
+        x, y, mask, dim, eps, reduction = inputs
+        ctx.save_for_backward(x, y, mask, output[1])
+        ctx.args = (dim, eps, reduction)
+        ctx.mark_non_differentiable(output[1])
+
+    def backward(ctx, grad_loss, _grad_stats):
+        x, y, mask, stats = ctx.saved_tensors
+        need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        if not (need_x or need_y):
+            return None, None, None, None, None, None
+        gx, gy = backward_op(grad_loss, x, y, mask, stats, *ctx.args, need_x, need_y)
+        return (gx if need_x else None), (gy if need_y else None), None, None, None, None
+
+    torch.library.register_autograd(forward_name, backward, setup_context=setup_context)
+
+
+if _ext.HAS_CPU_KERNELS:
+    torch.library.register_fake("fastgan::cosine_loss_backward")(fake_backward)
+    register("fastgan::cosine_loss_forward", torch.ops.fastgan.cosine_loss_backward)
+
+
+def cosine_loss(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, dim: int,
+                eps: float, reduction: int) -> torch.Tensor:
+    """Run the cosine loss on the backend chosen for x's device. Inputs are validated."""
+    name = backends.resolve(x.device.type, has_triton=True)
+    if name == "reference":
+        return reference.cosine_similarity_loss(x, y, mask, dim=None if dim == 0 else 1, eps=eps,
+                                                reduction=REDUCTION_NAMES[reduction])
+    if name == "triton":
+        return torch.ops.fastgan_triton.cosine_loss_forward(x, y, mask, dim, eps, reduction)[0]
+    return torch.ops.fastgan.cosine_loss_forward(x, y, mask, dim, eps, reduction)[0]

@@ -1,0 +1,53 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import fastgan as fg
+
+DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "celeba-89x109"
+
+# Tolerances of a kernel against the reference (both accumulate in fp32 / fp64).
+TOL = {
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float32: dict(rtol=1e-5, atol=1e-6),
+    torch.float16: dict(rtol=2e-3, atol=2e-4),
+    torch.bfloat16: dict(rtol=1.6e-2, atol=2e-3),
+}
+
+needs_cpu_kernels = pytest.mark.skipif(
+    not fg.build_info()["cpu_kernels"], reason="the compiled extension fastgan._C is not built")
+
+
+@pytest.fixture(autouse=True)
+def _restore_backend():
+    previous = fg.get_backend()
+    yield
+    fg.set_backend(previous)
+
+
+@pytest.fixture
+def faces_dir():
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"real face data not found at {DATA_DIR} (../shared/data is absent)")
+    return DATA_DIR
+
+
+def make_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """The same values as t in another memory layout: contiguous, channels_last or a slice."""
+    if layout == "contiguous":
+        return t.contiguous()
+    if layout == "channels_last":
+        return t.contiguous(memory_format=torch.channels_last)
+    if layout == "sliced":  # a strided view into a wider tensor
+        n, c, h, w = t.shape
+        wide = torch.zeros(n, c, h, 2 * w + 1, dtype=t.dtype)
+        wide[..., 1::2] = t
+        return wide[..., 1::2]
+    raise ValueError(layout)
+
+
+def seed_everything(seed: int = 0) -> None:
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
