@@ -17,6 +17,10 @@ TORCH_LIBRARY(fastgan, m) {
   // Gradient with respect to x; the gradient with respect to y is its negation.
   m.def("masked_loss_backward(Tensor grad, Tensor x, Tensor y, Tensor? mask, "
         "Tensor weight_sum, int kind, float eps, int reduction) -> Tensor");
+  // The loss and d loss / d x for an upstream gradient of one, in one pass (CPU only:
+  // the backward then scales the stored gradient instead of reading x and y again).
+  m.def("masked_loss_forward_with_grad(Tensor x, Tensor y, Tensor? mask, int kind, float eps, "
+        "int reduction) -> (Tensor, Tensor)");
 
   // Cosine-similarity loss 1 - cos(w*x, w*y), per image or per pixel.
   // Per image, also returns (N, 3) float32 statistics [x.y, |x|^2, |y|^2];

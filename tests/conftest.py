@@ -1,10 +1,16 @@
 import os
 from pathlib import Path
 
-import pytest
 import torch
 
-import fastgan as fg
+# Triton kernels run under the interpreter where there is no GPU; this must be set
+# before triton or fastgan is imported (the default backend on the CPU stays C++).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+import fastgan as fg  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "faces" / "celeba-89x109"
 

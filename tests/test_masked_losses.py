@@ -177,3 +177,28 @@ def test_modules_match_functions():
     torch.testing.assert_close(SelfRegularizationLoss(0.5)(x, y), 0.5 * F.l1_loss(x, y))
     with pytest.raises(ValueError, match="reduction"):
         MaskedL1Loss("avg")
+
+
+@pytest.mark.parametrize("fn", [fg.masked_l1, fg.masked_mse, fg.masked_charbonnier])
+def test_stored_gradient_survives_retain_graph_and_scaling(fn):
+    """The CPU path stores d loss / d x in the forward: a second backward through the same
+    graph, and an upstream gradient other than one, must still give exact gradients."""
+    x, y, mask = _inputs(torch.float32, "pixel", "contiguous")
+    ref_loss = R.masked_loss(x, y, mask, kind={fg.masked_l1: "l1", fg.masked_mse: "mse"}.get(fn, "charbonnier"))
+    (want,) = torch.autograd.grad(ref_loss, x)
+    loss = fn(x, y, mask)
+    loss.backward(retain_graph=True)
+    first = x.grad.clone()
+    loss.backward(retain_graph=True)  # accumulates: must not have mutated the stored buffer
+    torch.testing.assert_close(first, want)
+    torch.testing.assert_close(x.grad, 2 * want)
+    (scaled,) = torch.autograd.grad(loss * 3.0, x)
+    torch.testing.assert_close(scaled, 3 * want)
+
+
+def test_forward_without_grad_stores_nothing():
+    x, y, mask = _inputs(torch.float32, "pixel", "contiguous")
+    with torch.no_grad():
+        loss = fg.masked_l1(x, y, mask)
+    assert loss.grad_fn is None
+    torch.testing.assert_close(loss, R.masked_l1(x.detach(), y.detach(), mask))

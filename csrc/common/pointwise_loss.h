@@ -16,7 +16,7 @@ namespace fastgan {
 template <int KIND, typename T>
 FASTGAN_HD T pointwise_error(T d, T eps2) {
   if constexpr (KIND == 0) {
-    return d < T(0) ? -d : d;
+    return std::fabs(d);  // not a select: keeps CPU loops branch-free and vectorised
   } else if constexpr (KIND == 1) {
     return d * d;
   } else {

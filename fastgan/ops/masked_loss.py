@@ -3,6 +3,12 @@
 Ops (schemas in csrc/registration.cpp, Triton twins in fastgan/ops/triton_losses.py):
   masked_loss_forward(x, y, mask?, kind, eps, reduction) -> (loss, weight_sum)
   masked_loss_backward(grad, x, y, mask?, weight_sum, kind, eps, reduction) -> grad_x
+  masked_loss_forward_with_grad(x, y, mask?, kind, eps, reduction) -> (loss, grad_x)  [CPU]
+
+On the CPU, a loss whose inputs need gradients runs forward_with_grad: the forward
+writes d loss / d x for an upstream gradient of one, and the backward only scales it
+(or hands it over as is when the upstream gradient is exactly one), instead of a second
+pass over x and y.
 """
 
 from __future__ import annotations
@@ -49,9 +55,40 @@ def register(forward_name: str, backward_op) -> None:
     torch.library.register_autograd(forward_name, backward, setup_context=setup_context)
 
 
+def fake_forward_with_grad(x, y, mask, kind, eps, reduction):
+    return x.new_empty(loss_shape(x, reduction)), like_kernel_output(x)
+
+
+def _is_exactly_one(g: torch.Tensor) -> bool:
+    """True for an eager CPU scalar equal to 1 (free to read: no device sync). Traced
+    tensors (fake, functional) are subclasses and always take the multiply."""
+    return type(g) is torch.Tensor and g.device.type == "cpu" and g.numel() == 1 and bool(g == 1)
+
+
+def _setup_with_grad(ctx, inputs, output):
+    ctx.reduction = inputs[5]
+    ctx.save_for_backward(output[1])
+    ctx.mark_non_differentiable(output[1])
+
+
+def _backward_with_grad(ctx, grad_loss, _grad_stored):
+    (stored,) = ctx.saved_tensors
+    if ctx.reduction == 0:
+        grad_x = stored * grad_loss.to(stored.dtype).view(-1, 1, 1, 1)
+    elif _is_exactly_one(grad_loss):
+        grad_x = stored
+    else:
+        grad_x = stored * grad_loss.to(stored.dtype)
+    grad_y = -grad_x if ctx.needs_input_grad[1] else None
+    return (grad_x if ctx.needs_input_grad[0] else None), grad_y, None, None, None, None
+
+
 if _ext.HAS_CPU_KERNELS:
     torch.library.register_fake("fastgan::masked_loss_backward")(fake_backward)
     register("fastgan::masked_loss_forward", torch.ops.fastgan.masked_loss_backward)
+    torch.library.register_fake("fastgan::masked_loss_forward_with_grad")(fake_forward_with_grad)
+    torch.library.register_autograd("fastgan::masked_loss_forward_with_grad", _backward_with_grad,
+                                    setup_context=_setup_with_grad)
 
 def masked_loss(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, kind: int,
                 eps: float, reduction: int) -> torch.Tensor:
@@ -62,4 +99,9 @@ def masked_loss(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, kin
                                      reduction=REDUCTION_NAMES[reduction])
     if name == "triton":
         return torch.ops.fastgan_triton.masked_loss_forward(x, y, mask, kind, eps, reduction)[0]
+    if name == "cpu" and x.dtype != torch.float16 and torch.is_grad_enabled() and (
+            x.requires_grad or y.requires_grad):
+        # float16 keeps the two-pass path: a stored gradient scaled by 1/numel would
+        # underflow into float16's subnormals before the upstream gradient is applied.
+        return torch.ops.fastgan.masked_loss_forward_with_grad(x, y, mask, kind, eps, reduction)[0]
     return torch.ops.fastgan.masked_loss_forward(x, y, mask, kind, eps, reduction)[0]

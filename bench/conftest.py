@@ -1,0 +1,88 @@
+"""Shared benchmark machinery: device choice, timing with GPU sync, and a ratio table.
+
+Every benchmark in a group measures the same work; at the end of the run a table
+prints each entry's median time relative to fastgan's in its group, and the figures
+are written to bench/results/<device>.json (with the CPU/GPU name) for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def synchronized(fn, device: str):
+    """fn, followed by a device sync so the timer sees the GPU work."""
+    if device != "cuda":
+        return fn
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return run
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["device"] = device_name()
+    machine_info["torch"] = torch.__version__
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    groups: dict[str, list] = {}
+    for bench in session.benchmarks:
+        if bench.stats is not None and bench.stats.rounds:
+            groups.setdefault(bench.group or "", []).append(bench)
+    rows = []
+    write = terminalreporter.write_line
+    write("")
+    write(f"ratios (median time / fastgan's median time; > 1 means fastgan is faster) on {device_name()}")
+    for group, benches in sorted(groups.items()):
+        ours = [b for b in benches if b.extra_info.get("impl") == "fastgan"]
+        if not ours:
+            continue
+        base = ours[0].stats.median
+        write(f"  {group}")
+        for b in sorted(benches, key=lambda b: b.stats.median):
+            impl = b.extra_info.get("impl", b.name)
+            ratio = b.stats.median / base
+            extra = ""
+            if "bytes" in b.extra_info:
+                extra = f"  {b.extra_info['bytes'] / b.stats.median / 1e9:8.1f} GB/s"
+            write(f"    {impl:<28}{b.stats.median * 1e3:10.3f} ms  x{ratio:6.2f}{extra}")
+            rows.append({"group": group, "impl": impl, "median_s": b.stats.median,
+                         "ratio_to_fastgan": ratio, **b.extra_info})
+    RESULTS.mkdir(exist_ok=True)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    out = RESULTS / f"{dev}-latest.json"
+    out.write_text(json.dumps({"device": device_name(), "torch": torch.__version__,
+                               "date": time.strftime("%Y-%m-%d"), "results": rows}, indent=1))
+    write(f"results written to {out}")
