@@ -30,4 +30,10 @@ TORCH_LIBRARY(fastgan, m) {
   // Gradients for x and y; an output not asked for is an empty tensor.
   m.def("cosine_loss_backward(Tensor grad, Tensor x, Tensor y, Tensor? mask, Tensor stats, "
         "int dim, float eps, int reduction, bool need_x, bool need_y) -> (Tensor, Tensor)");
+
+  // SSIM family (see csrc/cpu/ssim.cpp).
+  // -- end of SSIM family --
+
+  // InstanceNorm + activation family (see csrc/cpu/instance_norm_act.cpp).
+  // -- end of InstanceNorm family --
 }

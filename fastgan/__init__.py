@@ -16,6 +16,9 @@ from fastgan.functional import (
     self_regularization_loss,
 )
 
+# SSIM family exports (fastgan/ssim.py) -- end of SSIM exports --
+# InstanceNorm family exports (fastgan/nn) -- end of InstanceNorm exports --
+
 __all__ = [
     "__version__", "build_info", "backend", "get_backend", "set_backend",
     "masked_l1", "masked_mse", "masked_charbonnier", "cosine_similarity_loss",
