@@ -59,12 +59,13 @@ def check_mask(op: str, mask, x: torch.Tensor) -> torch.Tensor | None:
             f"{(n, c, h, w)}, got {_shape(mask)}")
     if mask.device != x.device:
         raise ValueError(f"{op}: mask must be on {x.device}, got {mask.device}")
-    if mask.dtype == torch.bool:
+    if mask.dtype == torch.bool:  # in range by construction
         return mask.to(x.dtype)
     if mask.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{op}: mask must be bool or floating with weights in [0, 1], got {mask.dtype}"
             + (" (for a 0/255 image mask, use mask > 127 or mask / 255)" if mask.dtype == torch.uint8 else ""))
+    _check_mask_range(op, mask)
     return mask if mask.dtype == x.dtype else mask.to(x.dtype)
 
 
@@ -91,8 +92,8 @@ def data_checks_enabled(t: torch.Tensor) -> bool:
     return mode == "1" or t.device.type == "cpu"
 
 
-def check_mask_range(op: str, mask: torch.Tensor | None) -> None:
-    if mask is None or not data_checks_enabled(mask):
+def _check_mask_range(op: str, mask: torch.Tensor) -> None:
+    if not data_checks_enabled(mask):
         return
     lo, hi = torch.aminmax(mask)
     if not (lo >= 0 and hi <= 1):

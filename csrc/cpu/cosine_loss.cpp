@@ -1,7 +1,11 @@
 // CPU kernels of the cosine-similarity loss 1 - cos(w*x, w*y), per image over
-// (C, H, W) (dim 0) or per pixel over C (dim 1). Per image, the forward keeps
-// the three dot products per image for the backward; per pixel, the backward
-// recomputes them (C values per pixel) instead of storing a map.
+// (C, H, W) (dim 0) or per pixel over C (dim 1). Per image, the forward keeps the
+// three dot products per image for the backward; per pixel, the backward recomputes
+// them (C values per pixel) instead of storing a map.
+//
+// Loops run over pixel chunks of one image. In NCHW each channel of a chunk is a
+// contiguous row, so the loops are written over row pointers (vectorised across
+// pixels); NHWC walks pixels with the channels innermost.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -20,63 +24,67 @@ constexpr int64_t kPixelsPerTask = 1024;
 template <typename scalar_t>
 using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
-// Offsets of element (ch, p) of one image and its squared mask weight. Layout and
-// mask mode are compile-time so that the inner loops vectorise.
-template <bool NHWC, int MASK>
-struct ImageIndex {
-  static constexpr int kMask = MASK;
+// One image's pointers and geometry; the mask mode is compile-time.
+template <typename scalar_t, int MASK>
+struct ImageView {
+  const scalar_t* x;
+  const scalar_t* y;
+  const scalar_t* m;  // null without a mask
   int64_t c, hw;
-  int64_t elem(int64_t ch, int64_t p) const { return NHWC ? p * c + ch : ch * hw + p; }
-  template <typename T, typename scalar_t>
-  T weight_sq(const scalar_t* m, int64_t ch, int64_t p) const {
-    if constexpr (MASK == kNoMask) {
-      return T(1);
-    } else {
-      const T w = T(m[MASK == kPixelMask ? p : elem(ch, p)]);
-      return w * w;
-    }
-  }
+  bool nhwc;
 };
 
-// Calls fn(ImageIndex<NHWC, MASK>{c, hw}) for the batch's layout and mask mode.
-template <typename Fn>
-void with_index(const ImageBatch& b, Fn&& fn) {
-  auto with_mask = [&](auto nhwc) {
-    constexpr bool L = decltype(nhwc)::value;
-    switch (b.mask_mode) {
-      case kNoMask: fn(ImageIndex<L, kNoMask>{b.c, b.hw}); break;
-      case kPixelMask: fn(ImageIndex<L, kPixelMask>{b.c, b.hw}); break;
-      default: fn(ImageIndex<L, kFullMask>{b.c, b.hw}); break;
-    }
-  };
-  if (b.nhwc) {
-    with_mask(std::true_type{});
+// The loops below copy pointers into locals, offset them to the start of the range and
+// count from zero: GCC kept the struct-member / offset-index forms scalar here (4x slower).
+
+// Squared weight of a mask value; 1 without a mask.
+template <typename T, int MASK, typename scalar_t>
+inline T weight_sq(const scalar_t* w, int64_t i) {
+  if constexpr (MASK == kNoMask) {
+    return T(1);
   } else {
-    with_mask(std::false_type{});
+    return T(w[i]) * T(w[i]);
   }
 }
 
-// Per-image dot products over pixels [p0, p1): {x.y, x.x, y.y} with w^2 weights.
-template <typename scalar_t, typename Index>
-std::array<double, 3> chunk_image_sums(const scalar_t* x, const scalar_t* y, const scalar_t* m,
-                                       const Index& ix, int64_t p0, int64_t p1) {
-  using T = opmath_t<scalar_t>;
+// {x.y, x.x, y.y} with w^2 weights over n contiguous elements (w per element).
+template <typename T, int MASK, typename scalar_t>
+void accumulate_row(const scalar_t* x, const scalar_t* y, const scalar_t* w, int64_t n, T& dot,
+                    T& nx, T& ny) {
+  T d = 0, a = 0, b = 0;
+#pragma omp simd reduction(+ : d, a, b)
+  for (int64_t i = 0; i < n; ++i) {
+    const T w2 = weight_sq<T, MASK>(w, i), xv = T(x[i]), yv = T(y[i]);
+    d += w2 * xv * yv;
+    a += w2 * xv * xv;
+    b += w2 * yv * yv;
+  }
+  dot += d;
+  nx += a;
+  ny += b;
+}
+
+// {x.y, x.x, y.y} with w^2 weights over pixels [p0, p1).
+template <typename T, typename scalar_t, int MASK>
+std::array<double, 3> image_sums(const ImageView<scalar_t, MASK>& v, int64_t p0, int64_t p1) {
   T dot = 0, nx = 0, ny = 0;
-  if constexpr (Index::kMask != kPixelMask) {  // element order is irrelevant: one flat loop
-#pragma omp simd reduction(+ : dot, nx, ny)
-    for (int64_t e = p0 * ix.c; e < p1 * ix.c; ++e) {
-      const T w2 = Index::kMask == kNoMask ? T(1) : T(m[e]) * T(m[e]);
-      const T xv = T(x[e]), yv = T(y[e]);
-      dot += w2 * xv * yv;
-      nx += w2 * xv * xv;
-      ny += w2 * yv * yv;
+  const int64_t c = v.c, hw = v.hw;
+  if constexpr (MASK != kPixelMask) {  // element order is irrelevant: one flat range
+    accumulate_row<T, MASK>(v.x + p0 * c, v.y + p0 * c, MASK == kNoMask ? v.m : v.m + p0 * c,
+                            (p1 - p0) * c, dot, nx, ny);
+  } else if (!v.nhwc) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      accumulate_row<T, MASK>(v.x + ch * hw + p0, v.y + ch * hw + p0, v.m + p0, p1 - p0, dot,
+                              nx, ny);
     }
   } else {
-    for (int64_t ch = 0; ch < ix.c; ++ch) {
-#pragma omp simd reduction(+ : dot, nx, ny)
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t e = ix.elem(ch, p);
-        const T w2 = T(m[p]) * T(m[p]), xv = T(x[e]), yv = T(y[e]);
+    const scalar_t* x = v.x;
+    const scalar_t* y = v.y;
+    const scalar_t* m = v.m;
+    for (int64_t p = p0; p < p1; ++p) {
+      const T w2 = T(m[p]) * T(m[p]);
+      for (int64_t e = p * c; e < (p + 1) * c; ++e) {
+        const T xv = T(x[e]), yv = T(y[e]);
         dot += w2 * xv * yv;
         nx += w2 * xv * xv;
         ny += w2 * yv * yv;
@@ -86,55 +94,63 @@ std::array<double, 3> chunk_image_sums(const scalar_t* x, const scalar_t* y, con
   return {double(dot), double(nx), double(ny)};
 }
 
-// Per-pixel statistics of pixels [p0, p1) into dot/nx/ny[p - p0].
-template <typename scalar_t, typename T, typename Index>
-void chunk_pixel_stats(const scalar_t* x, const scalar_t* y, const scalar_t* m, const Index& ix, int64_t p0, int64_t p1, T* dot, T* nx, T* ny) {
-  const int64_t len = p1 - p0;
-  for (int64_t k = 0; k < len; ++k) dot[k] = nx[k] = ny[k] = T(0);
-  for (int64_t ch = 0; ch < ix.c; ++ch) {
+// Adds one channel row of per-pixel products into dot/nx/ny[0, n).
+template <typename T, int MASK, typename scalar_t>
+void accumulate_pixels(const scalar_t* x, const scalar_t* y, const scalar_t* w, int64_t n, T* dot,
+                       T* nx, T* ny) {
 #pragma omp simd
-    for (int64_t k = 0; k < len; ++k) {
-      const int64_t p = p0 + k, e = ix.elem(ch, p);
-      const T w2 = ix.template weight_sq<T>(m, ch, p), xv = T(x[e]), yv = T(y[e]);
-      dot[k] += w2 * xv * yv;
-      nx[k] += w2 * xv * xv;
-      ny[k] += w2 * yv * yv;
-    }
+  for (int64_t k = 0; k < n; ++k) {
+    const T w2 = weight_sq<T, MASK>(w, k), xv = T(x[k]), yv = T(y[k]);
+    dot[k] += w2 * xv * yv;
+    nx[k] += w2 * xv * xv;
+    ny[k] += w2 * yv * yv;
   }
 }
 
-// Gradients over pixels [p0, p1): d loss / d x = dcos * w^2 (a y - bx x), likewise for y.
-// `coef_at(k)` gives the coefficients of pixel p0 + k: fixed per image for dim 0,
-// from the per-pixel dot products for dim 1.
-template <typename scalar_t, typename T, typename Index, typename CoefAt>
-inline void chunk_backward(scalar_t* gx, scalar_t* gy, const scalar_t* x, const scalar_t* y,
-                           const scalar_t* m, const Index& ix, int64_t p0, int64_t p1,
-                           T dcos, CoefAt coef_at) {
-  for (int64_t ch = 0; ch < ix.c; ++ch) {
-#pragma omp simd
-    for (int64_t p = p0; p < p1; ++p) {
-      const CosineCoef<T> c = coef_at(p - p0);
-      const int64_t e = ix.elem(ch, p);
-      const T w2d = dcos * ix.template weight_sq<T>(m, ch, p);
-      const T xv = T(x[e]), yv = T(y[e]);
-      if (gx) gx[e] = scalar_t(w2d * (c.a * yv - c.bx * xv));
-      if (gy) gy[e] = scalar_t(w2d * (c.a * xv - c.by * yv));
+// Per-pixel {x.y, x.x, y.y} of pixels [p0, p1) into dot/nx/ny[p - p0].
+template <typename T, typename scalar_t, int MASK>
+void pixel_sums(const ImageView<scalar_t, MASK>& v, int64_t p0, int64_t p1, T* dot, T* nx, T* ny) {
+  const int64_t len = p1 - p0, c = v.c, hw = v.hw;
+  for (int64_t k = 0; k < len; ++k) dot[k] = nx[k] = ny[k] = T(0);
+  if (!v.nhwc) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const int64_t off = ch * hw + p0;
+      const scalar_t* w = MASK == kPixelMask ? v.m + p0 : (MASK == kFullMask ? v.m + off : v.m);
+      accumulate_pixels<T, MASK>(v.x + off, v.y + off, w, len, dot, nx, ny);
+    }
+  } else {
+    const scalar_t* x = v.x;
+    const scalar_t* y = v.y;
+    const scalar_t* m = v.m;
+    for (int64_t k = 0; k < len; ++k) {
+      const int64_t p = p0 + k;
+      T d = 0, a = 0, b = 0;
+      for (int64_t e = p * c; e < (p + 1) * c; ++e) {
+        const T w2 = weight_sq<T, MASK>(m, MASK == kPixelMask ? p : e);
+        const T xv = T(x[e]), yv = T(y[e]);
+        d += w2 * xv * yv;
+        a += w2 * xv * xv;
+        b += w2 * yv * yv;
+      }
+      dot[k] = d;
+      nx[k] = a;
+      ny[k] = b;
     }
   }
 }
 
 // Sum over pixels [0, len) of the per-pixel losses 1 - cos.
 template <typename T>
-inline T sum_pixel_losses(const T* dot, const T* nx, const T* ny, int64_t len, T eps) {
+T sum_pixel_losses(const T* dot, const T* nx, const T* ny, int64_t len, T eps) {
   T loss = 0;
 #pragma omp simd reduction(+ : loss)
   for (int64_t k = 0; k < len; ++k) loss += T(1) - cosine_coef<T>(dot[k], nx[k], ny[k], eps).cos;
   return loss;
 }
 
-// Per-pixel coefficients once per pixel, in place: dot -> a, nx -> bx, ny -> by.
+// Per-pixel coefficients, in place: dot -> a, nx -> bx, ny -> by.
 template <typename T>
-inline void to_coefficients(T* dot, T* nx, T* ny, int64_t len, T eps) {
+void to_coefficients(T* dot, T* nx, T* ny, int64_t len, T eps) {
 #pragma omp simd
   for (int64_t k = 0; k < len; ++k) {
     const auto c = cosine_coef<T>(dot[k], nx[k], ny[k], eps);
@@ -144,10 +160,57 @@ inline void to_coefficients(T* dot, T* nx, T* ny, int64_t len, T eps) {
   }
 }
 
+// Gradients over n contiguous elements: d loss/d x = dcos * w^2 (a y - bx x) and
+// d loss/d y = dcos * w^2 (a x - by y). STEP 1: a/bx/by are per element; 0: constants.
+template <int STEP, int MASK, typename T, typename scalar_t>
+void grad_row(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx, scalar_t* gy,
+              int64_t n, T dcos, const T* a, const T* bx, const T* by) {
+#pragma omp simd
+  for (int64_t k = 0; k < n; ++k) {
+    const T w2d = dcos * weight_sq<T, MASK>(w, k);
+    const T xv = T(x[k]), yv = T(y[k]);
+    if (gx) gx[k] = scalar_t(w2d * (a[STEP * k] * yv - bx[STEP * k] * xv));
+    if (gy) gy[k] = scalar_t(w2d * (a[STEP * k] * xv - by[STEP * k] * yv));
+  }
+}
+
+// Gradients of pixels [p0, p1). PER_PIXEL: a/bx/by are arrays indexed by p - p0;
+// otherwise a[0]/bx[0]/by[0] hold the image's coefficients.
+template <bool PER_PIXEL, typename T, typename scalar_t, int MASK>
+void write_grads(const ImageView<scalar_t, MASK>& v, scalar_t* gx, scalar_t* gy, int64_t p0,
+                 int64_t p1, T dcos, const T* a, const T* bx, const T* by) {
+  const int64_t len = p1 - p0, c = v.c, hw = v.hw;
+  constexpr int kStep = PER_PIXEL ? 1 : 0;
+  if (!v.nhwc) {
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const int64_t off = ch * hw + p0;
+      const scalar_t* w = MASK == kPixelMask ? v.m + p0 : (MASK == kFullMask ? v.m + off : v.m);
+      grad_row<kStep, MASK>(v.x + off, v.y + off, w, gx ? gx + off : nullptr,
+                            gy ? gy + off : nullptr, len, dcos, a, bx, by);
+    }
+  } else if (!PER_PIXEL && MASK != kPixelMask) {  // constants, per-element weights: flat
+    const int64_t off = p0 * c;
+    grad_row<0, MASK>(v.x + off, v.y + off, MASK == kFullMask ? v.m + off : v.m,
+                      gx ? gx + off : nullptr, gy ? gy + off : nullptr, len * c, dcos, a, bx, by);
+  } else {
+    const scalar_t* x = v.x;
+    const scalar_t* y = v.y;
+    const scalar_t* m = v.m;
+    for (int64_t k = 0; k < len; ++k) {
+      const int64_t p = p0 + k, j = PER_PIXEL ? k : 0;
+      for (int64_t e = p * c; e < (p + 1) * c; ++e) {
+        const T w2d = dcos * weight_sq<T, MASK>(m, MASK == kPixelMask ? p : e);
+        const T xv = T(x[e]), yv = T(y[e]);
+        if (gx) gx[e] = scalar_t(w2d * (a[j] * yv - bx[j] * xv));
+        if (gy) gy[e] = scalar_t(w2d * (a[j] * xv - by[j] * yv));
+      }
+    }
+  }
+}
+
 struct Plan {
   ImageBatch b;
-  int64_t tasks_per_image;
-  int64_t image, mask_image;
+  int64_t tasks_per_image, image, mask_image;
 };
 
 Plan make_plan(const char* op, const at::Tensor& x, const at::Tensor& y,
@@ -161,48 +224,59 @@ Plan make_plan(const char* op, const at::Tensor& x, const at::Tensor& y,
   return p;
 }
 
-std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x_in,
-                                                       const at::Tensor& y_in,
+// Runs fn(view, img, p0, p1) for every (image, pixel chunk) in parallel, with the
+// scalar type and mask mode resolved at compile time.
+template <typename Fn>
+void for_each_chunk(const Plan& pl, Fn&& fn) {
+  const ImageBatch& b = pl.b;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.x.scalar_type(), "cosine_loss", [&] {
+    auto run = [&](auto mask_c) {
+      constexpr int M = decltype(mask_c)::value;
+      const scalar_t* x = b.x.const_data_ptr<scalar_t>();
+      const scalar_t* y = b.y.const_data_ptr<scalar_t>();
+      const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
+      at::parallel_for(0, b.n * pl.tasks_per_image, 1, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+          const int64_t img = t / pl.tasks_per_image;
+          const int64_t p0 = (t % pl.tasks_per_image) * kPixelsPerTask;
+          const ImageView<scalar_t, M> v{x + img * pl.image, y + img * pl.image,
+                                         m ? m + img * pl.mask_image : nullptr, b.c, b.hw, b.nhwc};
+          fn(v, t, img, p0, std::min(b.hw, p0 + kPixelsPerTask));
+        }
+      });
+    };
+    switch (b.mask_mode) {
+      case kNoMask: run(std::integral_constant<int, kNoMask>{}); break;
+      case kPixelMask: run(std::integral_constant<int, kPixelMask>{}); break;
+      default: run(std::integral_constant<int, kFullMask>{}); break;
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x, const at::Tensor& y,
                                                        const std::optional<at::Tensor>& mask,
                                                        int64_t dim, double eps,
                                                        int64_t reduction) {
-  const Plan pl = make_plan("cosine_loss_forward", x_in, y_in, mask, dim, reduction);
+  const Plan pl = make_plan("cosine_loss_forward", x, y, mask, dim, reduction);
   const ImageBatch& b = pl.b;
-  const auto opmath = b.x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  // dim 0: per task {x.y, x.x, y.y}; dim 1: per task sum of per-pixel losses.
+  // dim 0: per task {x.y, x.x, y.y}; dim 1: per task {sum of per-pixel losses, 0, 0}.
   std::vector<std::array<double, 3>> partial(b.n * pl.tasks_per_image);
-
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.x.scalar_type(),
-                                  "cosine_loss_forward", [&] {
-    using T = opmath_t<scalar_t>;
-    const scalar_t* x = b.x.const_data_ptr<scalar_t>();
-    const scalar_t* y = b.y.const_data_ptr<scalar_t>();
-    const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
-    with_index(b, [&](auto ix) {
-    at::parallel_for(0, b.n * pl.tasks_per_image, 1, [&](int64_t begin, int64_t end) {
+  for_each_chunk(pl, [&](const auto& v, int64_t t, int64_t, int64_t p0, int64_t p1) {
+    using T = opmath_t<std::remove_cv_t<std::remove_pointer_t<decltype(v.x)>>>;
+    if (dim == 0) {
+      partial[t] = image_sums<T>(v, p0, p1);
+    } else {
       T dot[kPixelsPerTask], nx[kPixelsPerTask], ny[kPixelsPerTask];
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t img = t / pl.tasks_per_image;
-        const int64_t p0 = (t % pl.tasks_per_image) * kPixelsPerTask;
-        const int64_t p1 = std::min(b.hw, p0 + kPixelsPerTask);
-        const scalar_t* xi = x + img * pl.image;
-        const scalar_t* yi = y + img * pl.image;
-        const scalar_t* mi = m ? m + img * pl.mask_image : nullptr;
-        if (dim == 0) {
-          partial[t] = chunk_image_sums(xi, yi, mi, ix, p0, p1);
-        } else {
-          chunk_pixel_stats(xi, yi, mi, ix, p0, p1, dot, nx, ny);
-          partial[t] = {double(sum_pixel_losses<T>(dot, nx, ny, p1 - p0, T(eps))), 0.0, 0.0};
-        }
-      }
-    });
-    });
+      pixel_sums<T>(v, p0, p1, dot, nx, ny);
+      partial[t] = {double(sum_pixel_losses<T>(dot, nx, ny, p1 - p0, T(eps))), 0.0, 0.0};
+    }
   });
 
+  const auto opmath = b.x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto stats = at::empty({dim == 0 ? b.n : 0, 3}, b.x.options().dtype(at::kDouble));
   double* sp = stats.data_ptr<double>();
-  auto loss = at::empty({b.n}, b.x.options().dtype(at::kDouble));
-  double* li = loss.data_ptr<double>();
+  std::vector<double> per_image(b.n);
+  double total = 0.0;
   for (int64_t i = 0; i < b.n; ++i) {
     std::array<double, 3> s{0.0, 0.0, 0.0};
     for (int64_t k = 0; k < pl.tasks_per_image; ++k) {
@@ -210,25 +284,30 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x_in,
     }
     if (dim == 0) {
       for (int j = 0; j < 3; ++j) sp[i * 3 + j] = s[j];
-      li[i] = 1.0 - cosine_coef<double>(s[0], s[1], s[2], eps).cos;
+      per_image[i] = 1.0 - cosine_coef<double>(s[0], s[1], s[2], eps).cos;
+      total += per_image[i];
     } else {
-      li[i] = s[0] / double(b.hw);  // `none` is the per-image mean over pixels
+      per_image[i] = s[0] / double(b.hw);  // `none` is the per-image mean over pixels
+      total += s[0];
     }
   }
-  at::Tensor out = loss;
-  if (reduction != kNone) {
-    const double total = loss.sum().item<double>() * (dim == 1 && reduction == kSum ? b.hw : 1);
-    out = at::scalar_tensor(reduction == kMean ? total / double(b.n) : total, loss.options());
+  at::Tensor out;
+  if (reduction == kNone) {
+    out = at::tensor(per_image, b.x.options().dtype(at::kDouble));
+  } else {
+    const double count = dim == 0 ? double(b.n) : double(b.n) * double(b.hw);
+    out = at::scalar_tensor(reduction == kMean ? total / count : total,
+                            b.x.options().dtype(at::kDouble));
   }
   if (dim == 1) stats = at::empty({0}, stats.options());
   return {out.to(b.x.scalar_type()), stats.to(opmath)};
 }
 
 std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
-    const at::Tensor& grad, const at::Tensor& x_in, const at::Tensor& y_in,
+    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
     const std::optional<at::Tensor>& mask, const at::Tensor& stats, int64_t dim, double eps,
     int64_t reduction, bool need_x, bool need_y) {
-  const Plan pl = make_plan("cosine_loss_backward", x_in, y_in, mask, dim, reduction);
+  const Plan pl = make_plan("cosine_loss_backward", x, y, mask, dim, reduction);
   const ImageBatch& b = pl.b;
   TORCH_CHECK(grad.numel() == (reduction == kNone ? b.n : 1),
               "cosine_loss_backward: grad has the wrong number of elements");
@@ -240,7 +319,7 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
   const double per_pixel = dim == 1 ? double(b.hw) : 1.0;
   std::vector<double> dcos(b.n);
   for (int64_t i = 0; i < b.n; ++i) {
-    const double gi = reduction == kNone ? gv[i] / per_pixel
+    const double gi = reduction == kNone   ? gv[i] / per_pixel
                       : reduction == kMean ? gv[0] / (double(b.n) * per_pixel)
                                            : gv[0];
     dcos[i] = -gi;
@@ -248,42 +327,26 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
   const auto st = dim == 0 ? stats.to(at::kDouble).contiguous() : at::Tensor();
   auto gx = need_x ? at::empty_like(b.x) : at::empty({0}, b.x.options());
   auto gy = need_y ? at::empty_like(b.y) : at::empty({0}, b.y.options());
+  void* gxp = need_x ? gx.data_ptr() : nullptr;
+  void* gyp = need_y ? gy.data_ptr() : nullptr;
 
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.x.scalar_type(),
-                                  "cosine_loss_backward", [&] {
+  for_each_chunk(pl, [&](const auto& v, int64_t, int64_t img, int64_t p0, int64_t p1) {
+    using scalar_t = std::remove_cv_t<std::remove_pointer_t<decltype(v.x)>>;
     using T = opmath_t<scalar_t>;
-    const scalar_t* x = b.x.const_data_ptr<scalar_t>();
-    const scalar_t* y = b.y.const_data_ptr<scalar_t>();
-    const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* gxp = need_x ? gx.mutable_data_ptr<scalar_t>() : nullptr;
-    scalar_t* gyp = need_y ? gy.mutable_data_ptr<scalar_t>() : nullptr;
-    with_index(b, [&](auto ix) {
-    at::parallel_for(0, b.n * pl.tasks_per_image, 1, [&](int64_t begin, int64_t end) {
-      T dot[kPixelsPerTask], nx[kPixelsPerTask], ny[kPixelsPerTask];
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t img = t / pl.tasks_per_image;
-        const int64_t p0 = (t % pl.tasks_per_image) * kPixelsPerTask;
-        const int64_t p1 = std::min(b.hw, p0 + kPixelsPerTask);
-        const int64_t off = img * pl.image;
-        const scalar_t* mi = m ? m + img * pl.mask_image : nullptr;
-        scalar_t* gxi = gxp ? gxp + off : nullptr;
-        scalar_t* gyi = gyp ? gyp + off : nullptr;
-        const T d = T(dcos[img]);
-        if (dim == 0) {
-          const double* s = st.const_data_ptr<double>() + img * 3;
-          const auto coef = cosine_coef<T>(T(s[0]), T(s[1]), T(s[2]), T(eps));
-          chunk_backward(gxi, gyi, x + off, y + off, mi, ix, p0, p1, d,
-                         [&](int64_t) { return coef; });
-        } else {
-          chunk_pixel_stats(x + off, y + off, mi, ix, p0, p1, dot, nx, ny);
-          to_coefficients(dot, nx, ny, p1 - p0, T(eps));
-          chunk_backward(gxi, gyi, x + off, y + off, mi, ix, p0, p1, d, [&](int64_t k) {
-            return CosineCoef<T>{T(0), dot[k], nx[k], ny[k]};
-          });
-        }
-      }
-    });
-    });
+    const int64_t off = img * pl.image;
+    scalar_t* gxi = gxp ? static_cast<scalar_t*>(gxp) + off : nullptr;
+    scalar_t* gyi = gyp ? static_cast<scalar_t*>(gyp) + off : nullptr;
+    const T d = T(dcos[img]);
+    if (dim == 0) {
+      const double* s = st.const_data_ptr<double>() + img * 3;
+      const auto c = cosine_coef<T>(T(s[0]), T(s[1]), T(s[2]), T(eps));
+      write_grads<false>(v, gxi, gyi, p0, p1, d, &c.a, &c.bx, &c.by);
+    } else {
+      T a[kPixelsPerTask], bx[kPixelsPerTask], by[kPixelsPerTask];
+      pixel_sums<T>(v, p0, p1, a, bx, by);
+      to_coefficients(a, bx, by, p1 - p0, T(eps));
+      write_grads<true>(v, gxi, gyi, p0, p1, d, a, bx, by);
+    }
   });
   return {gx, gy};
 }

@@ -35,11 +35,12 @@ def register(forward_name: str, backward_op) -> None:
         ctx.save_for_backward(x, y, mask, output[1])
         ctx.args = (dim, eps, reduction)
         ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the side output
 
     def backward(ctx, grad_loss, _grad_stats):
         x, y, mask, stats = ctx.saved_tensors
         need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        if not (need_x or need_y):
+        if grad_loss is None or not (need_x or need_y):
             return None, None, None, None, None, None
         gx, gy = backward_op(grad_loss, x, y, mask, stats, *ctx.args, need_x, need_y)
         return (gx if need_x else None), (gy if need_y else None), None, None, None, None

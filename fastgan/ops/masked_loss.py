@@ -40,12 +40,13 @@ def register(forward_name: str, backward_op) -> None:
         ctx.save_for_backward(x, y, mask, output[1])
         ctx.args = (kind, eps, reduction)
         ctx.mark_non_differentiable(output[1])
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the side output
 
     def backward(ctx, grad_loss, _grad_weight_sum):
         x, y, mask, weight_sum = ctx.saved_tensors
         need_x, need_y = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_x = grad_y = None
-        if need_x or need_y:
+        if grad_loss is not None and (need_x or need_y):  # None: the loss got no gradient
             grad_diff = backward_op(grad_loss, x, y, mask, weight_sum, *ctx.args)
             grad_x = grad_diff if need_x else None
             grad_y = -grad_diff if need_y else None
@@ -69,10 +70,14 @@ def _setup_with_grad(ctx, inputs, output):
     ctx.reduction = inputs[5]
     ctx.save_for_backward(output[1])
     ctx.mark_non_differentiable(output[1])
+    # The stored gradient is image-sized: never materialise a zero gradient for it.
+    ctx.set_materialize_grads(False)
 
 
 def _backward_with_grad(ctx, grad_loss, _grad_stored):
     (stored,) = ctx.saved_tensors
+    if grad_loss is None:  # the loss got no gradient (grads are not materialised)
+        return None, None, None, None, None, None
     if ctx.reduction == 0:
         grad_x = stored * grad_loss.to(stored.dtype).view(-1, 1, 1, 1)
     elif _is_exactly_one(grad_loss):
