@@ -253,25 +253,11 @@ void for_each_chunk(const Plan& pl, Fn&& fn) {
   });
 }
 
-std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x, const at::Tensor& y,
-                                                       const std::optional<at::Tensor>& mask,
-                                                       int64_t dim, double eps,
-                                                       int64_t reduction) {
-  const Plan pl = make_plan("cosine_loss_forward", x, y, mask, dim, reduction);
+// Per-task partial sums -> (reduced loss in x's dtype, per-image stats for dim 0).
+std::tuple<at::Tensor, at::Tensor> finish_forward(const Plan& pl,
+                                                  const std::vector<std::array<double, 3>>& partial,
+                                                  int64_t dim, double eps, int64_t reduction) {
   const ImageBatch& b = pl.b;
-  // dim 0: per task {x.y, x.x, y.y}; dim 1: per task {sum of per-pixel losses, 0, 0}.
-  std::vector<std::array<double, 3>> partial(b.n * pl.tasks_per_image);
-  for_each_chunk(pl, [&](const auto& v, int64_t t, int64_t, int64_t p0, int64_t p1) {
-    using T = opmath_t<std::remove_cv_t<std::remove_pointer_t<decltype(v.x)>>>;
-    if (dim == 0) {
-      partial[t] = image_sums<T>(v, p0, p1);
-    } else {
-      T dot[kPixelsPerTask], nx[kPixelsPerTask], ny[kPixelsPerTask];
-      pixel_sums<T>(v, p0, p1, dot, nx, ny);
-      partial[t] = {double(sum_pixel_losses<T>(dot, nx, ny, p1 - p0, T(eps))), 0.0, 0.0};
-    }
-  });
-
   const auto opmath = b.x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto stats = at::empty({dim == 0 ? b.n : 0, 3}, b.x.options().dtype(at::kDouble));
   double* sp = stats.data_ptr<double>();
@@ -303,6 +289,42 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x, cons
   return {out.to(b.x.scalar_type()), stats.to(opmath)};
 }
 
+// d loss / d cos of each image (of each pixel for dim 1) for upstream gradients g.
+std::vector<double> dcos_per_image(const double* g, int64_t n, int64_t hw, int64_t dim,
+                                   int64_t reduction) {
+  const double per_pixel = dim == 1 ? double(hw) : 1.0;
+  std::vector<double> dcos(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const double gi = reduction == kNone   ? g[i] / per_pixel
+                      : reduction == kMean ? g[0] / (double(n) * per_pixel)
+                                           : g[0];
+    dcos[i] = -gi;
+  }
+  return dcos;
+}
+
+std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x, const at::Tensor& y,
+                                                       const std::optional<at::Tensor>& mask,
+                                                       int64_t dim, double eps,
+                                                       int64_t reduction) {
+  const Plan pl = make_plan("cosine_loss_forward", x, y, mask, dim, reduction);
+  const ImageBatch& b = pl.b;
+  // dim 0: per task {x.y, x.x, y.y}; dim 1: per task {sum of per-pixel losses, 0, 0}.
+  std::vector<std::array<double, 3>> partial(b.n * pl.tasks_per_image);
+  for_each_chunk(pl, [&](const auto& v, int64_t t, int64_t, int64_t p0, int64_t p1) {
+    using T = opmath_t<std::remove_cv_t<std::remove_pointer_t<decltype(v.x)>>>;
+    if (dim == 0) {
+      partial[t] = image_sums<T>(v, p0, p1);
+    } else {
+      T dot[kPixelsPerTask], nx[kPixelsPerTask], ny[kPixelsPerTask];
+      pixel_sums<T>(v, p0, p1, dot, nx, ny);
+      partial[t] = {double(sum_pixel_losses<T>(dot, nx, ny, p1 - p0, T(eps))), 0.0, 0.0};
+    }
+  });
+
+  return finish_forward(pl, partial, dim, eps, reduction);
+}
+
 std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
     const at::Tensor& grad, const at::Tensor& x, const at::Tensor& y,
     const std::optional<at::Tensor>& mask, const at::Tensor& stats, int64_t dim, double eps,
@@ -313,17 +335,8 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
               "cosine_loss_backward: grad has the wrong number of elements");
   TORCH_CHECK(dim == 1 || (stats.dim() == 2 && stats.size(0) == b.n && stats.size(1) == 3),
               "cosine_loss_backward: stats must have shape (N, 3) for dim 0");
-  // d loss / d cos per image (per pixel for dim 1), folding in the reduction.
   const auto g = grad.to(at::kDouble).contiguous();
-  const double* gv = g.const_data_ptr<double>();
-  const double per_pixel = dim == 1 ? double(b.hw) : 1.0;
-  std::vector<double> dcos(b.n);
-  for (int64_t i = 0; i < b.n; ++i) {
-    const double gi = reduction == kNone   ? gv[i] / per_pixel
-                      : reduction == kMean ? gv[0] / (double(b.n) * per_pixel)
-                                           : gv[0];
-    dcos[i] = -gi;
-  }
+  const auto dcos = dcos_per_image(g.const_data_ptr<double>(), b.n, b.hw, dim, reduction);
   const auto st = dim == 0 ? stats.to(at::kDouble).contiguous() : at::Tensor();
   auto gx = need_x ? at::empty_like(b.x) : at::empty({0}, b.x.options());
   auto gy = need_y ? at::empty_like(b.y) : at::empty({0}, b.y.options());
@@ -351,11 +364,44 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
   return {gx, gy};
 }
 
+// Per pixel only (dim 1): the loss and d loss / d x, d loss / d y for an upstream
+// gradient of one in ONE pass: each chunk's sums, loss and gradients stay in L1, so
+// training reads x and y once instead of three times.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> cosine_loss_forward_with_grad(
+    const at::Tensor& x, const at::Tensor& y, const std::optional<at::Tensor>& mask, int64_t dim,
+    double eps, int64_t reduction, bool need_x, bool need_y) {
+  const Plan pl = make_plan("cosine_loss_forward_with_grad", x, y, mask, dim, reduction);
+  TORCH_CHECK(dim == 1, "cosine_loss_forward_with_grad: only the per-pixel loss (dim 1)");
+  const ImageBatch& b = pl.b;
+  const std::vector<double> ones(reduction == kNone ? b.n : 1, 1.0);
+  const auto dcos = dcos_per_image(ones.data(), b.n, b.hw, dim, reduction);
+  auto gx = need_x ? at::empty_like(b.x) : at::empty({0}, b.x.options());
+  auto gy = need_y ? at::empty_like(b.y) : at::empty({0}, b.y.options());
+  void* gxp = need_x ? gx.data_ptr() : nullptr;
+  void* gyp = need_y ? gy.data_ptr() : nullptr;
+  std::vector<std::array<double, 3>> partial(b.n * pl.tasks_per_image);
+
+  for_each_chunk(pl, [&](const auto& v, int64_t t, int64_t img, int64_t p0, int64_t p1) {
+    using scalar_t = std::remove_cv_t<std::remove_pointer_t<decltype(v.x)>>;
+    using T = opmath_t<scalar_t>;
+    const int64_t off = img * pl.image;
+    T a[kPixelsPerTask], bx[kPixelsPerTask], by[kPixelsPerTask];
+    pixel_sums<T>(v, p0, p1, a, bx, by);
+    partial[t] = {double(sum_pixel_losses<T>(a, bx, by, p1 - p0, T(eps))), 0.0, 0.0};
+    to_coefficients(a, bx, by, p1 - p0, T(eps));
+    write_grads<true>(v, gxp ? static_cast<scalar_t*>(gxp) + off : nullptr,
+                      gyp ? static_cast<scalar_t*>(gyp) + off : nullptr, p0, p1, T(dcos[img]), a,
+                      bx, by);
+  });
+  return {std::get<0>(finish_forward(pl, partial, dim, eps, reduction)), gx, gy};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
   m.impl("cosine_loss_forward", &cosine_loss_forward);
   m.impl("cosine_loss_backward", &cosine_loss_backward);
+  m.impl("cosine_loss_forward_with_grad", &cosine_loss_forward_with_grad);
 }
 
 }  // namespace fastgan::cpu

@@ -21,3 +21,26 @@ def like_kernel_output(x: torch.Tensor) -> torch.Tensor:
 
 def loss_shape(x: torch.Tensor, reduction: int) -> tuple:
     return (x.shape[0],) if reduction == 0 else ()
+
+
+def _is_exactly_one(g: torch.Tensor) -> bool:
+    """True for an eager CPU scalar equal to 1 (free to read: no device sync). Traced
+    tensors (fake, functional) are subclasses and always take the multiply."""
+    return type(g) is torch.Tensor and g.device.type == "cpu" and g.numel() == 1 and bool(g == 1)
+
+
+def scale_stored_grad(stored: torch.Tensor, grad_loss: torch.Tensor, reduction: int) -> torch.Tensor:
+    """The gradient for upstream ``grad_loss`` from one stored for an upstream of one:
+    per image for reduction "none", else one scalar; handed over as is when that is 1."""
+    if reduction == 0:
+        return stored * grad_loss.to(stored.dtype).view(-1, 1, 1, 1)
+    if _is_exactly_one(grad_loss):
+        return stored
+    return stored * grad_loss.to(stored.dtype)
+
+
+def wants_fused_grad(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether a CPU op should compute its gradient in the forward pass. float16 keeps
+    the two-pass path: a stored gradient scaled by 1/numel would underflow into
+    float16's subnormals before the upstream gradient is applied."""
+    return x.dtype != torch.float16 and torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)

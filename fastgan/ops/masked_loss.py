@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 
 from fastgan import _ext, backends, reference
-from fastgan.ops._common import REDUCTION_NAMES, like_kernel_output, loss_shape, opmath_dtype
+from fastgan.ops._common import (REDUCTION_NAMES, like_kernel_output, loss_shape, opmath_dtype,
+                                 scale_stored_grad, wants_fused_grad)
 
 KIND_CODES = {"l1": 0, "mse": 1, "charbonnier": 2}
 KIND_NAMES = {v: k for k, v in KIND_CODES.items()}
@@ -60,12 +61,6 @@ def fake_forward_with_grad(x, y, mask, kind, eps, reduction):
     return x.new_empty(loss_shape(x, reduction)), like_kernel_output(x)
 
 
-def _is_exactly_one(g: torch.Tensor) -> bool:
-    """True for an eager CPU scalar equal to 1 (free to read: no device sync). Traced
-    tensors (fake, functional) are subclasses and always take the multiply."""
-    return type(g) is torch.Tensor and g.device.type == "cpu" and g.numel() == 1 and bool(g == 1)
-
-
 def _setup_with_grad(ctx, inputs, output):
     ctx.reduction = inputs[5]
     ctx.save_for_backward(output[1])
@@ -78,12 +73,7 @@ def _backward_with_grad(ctx, grad_loss, _grad_stored):
     (stored,) = ctx.saved_tensors
     if grad_loss is None:  # the loss got no gradient (grads are not materialised)
         return None, None, None, None, None, None
-    if ctx.reduction == 0:
-        grad_x = stored * grad_loss.to(stored.dtype).view(-1, 1, 1, 1)
-    elif _is_exactly_one(grad_loss):
-        grad_x = stored
-    else:
-        grad_x = stored * grad_loss.to(stored.dtype)
+    grad_x = scale_stored_grad(stored, grad_loss, ctx.reduction)
     grad_y = -grad_x if ctx.needs_input_grad[1] else None
     return (grad_x if ctx.needs_input_grad[0] else None), grad_y, None, None, None, None
 
@@ -104,9 +94,6 @@ def masked_loss(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, kin
                                      reduction=REDUCTION_NAMES[reduction])
     if name == "triton":
         return torch.ops.fastgan_triton.masked_loss_forward(x, y, mask, kind, eps, reduction)[0]
-    if name == "cpu" and x.dtype != torch.float16 and torch.is_grad_enabled() and (
-            x.requires_grad or y.requires_grad):
-        # float16 keeps the two-pass path: a stored gradient scaled by 1/numel would
-        # underflow into float16's subnormals before the upstream gradient is applied.
+    if name == "cpu" and wants_fused_grad(x, y):
         return torch.ops.fastgan.masked_loss_forward_with_grad(x, y, mask, kind, eps, reduction)[0]
     return torch.ops.fastgan.masked_loss_forward(x, y, mask, kind, eps, reduction)[0]
