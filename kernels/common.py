@@ -25,6 +25,35 @@ def mask_weight(m_ptr, img, e, ok, C, HW, MASK: tl.constexpr, NHWC: tl.constexpr
 
 
 @triton.jit
+def flat_elements(chunk, it, numel, BLOCK: tl.constexpr, ITERS: tl.constexpr):
+    """Step it of a flat program: program chunk owns BLOCK * ITERS consecutive elements
+    of its image. Returns the BLOCK element offsets e and the in-range flags e < numel."""
+    e = (chunk * ITERS + it) * BLOCK + tl.arange(0, BLOCK)
+    return e, e < numel
+
+
+@triton.jit
+def pixel_element(p, ch, C, HW, NHWC: tl.constexpr):
+    """Offset in x's layout of channel ch of pixels p."""
+    if NHWC:
+        e = p * C + ch
+    else:
+        e = ch * HW + p
+    return e
+
+
+@triton.jit
+def load_xyw(x_ptr, y_ptr, m_ptr, img, base, e, ok, C, HW, MASK: tl.constexpr,
+             NHWC: tl.constexpr, acc_ty: tl.constexpr):
+    """x, y (image img starts at element base) and the mask weight of elements e, in
+    acc_ty; 0 where ok is false."""
+    x = tl.load(x_ptr + base + e, mask=ok, other=0).to(acc_ty)
+    y = tl.load(y_ptr + base + e, mask=ok, other=0).to(acc_ty)
+    w = mask_weight(m_ptr, img, e, ok, C, HW, MASK, NHWC, acc_ty)
+    return x, y, w
+
+
+@triton.jit
 def eps_value(eps_hi, eps_lo, acc_ty: tl.constexpr):
     # Float arguments reach a kernel as float32, so eps arrives as two float32
     # halves and float64 kernels keep its full precision.

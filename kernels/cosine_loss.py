@@ -10,7 +10,7 @@ Codes: MASK as in common.mask_weight; REDUCTION 0 = none, 1 = mean, 2 = sum.
 import triton
 import triton.language as tl
 
-from .common import eps_value, mask_weight, upstream_grad
+from .common import eps_value, flat_elements, load_xyw, pixel_element, upstream_grad
 
 
 @triton.jit
@@ -39,26 +39,43 @@ def _dcos(g_ptr, g_stride, img, N, per_image, REDUCTION: tl.constexpr, acc_ty: t
 
 
 @triton.jit
-def _pixel_stats(x_ptr, y_ptr, m_ptr, img, p, ok, C, HW, MASK: tl.constexpr,
-                 NHWC: tl.constexpr, acc_ty: tl.constexpr):
-    """Per-pixel w^2-weighted x.y, |x|^2, |y|^2 over the channels of pixels p."""
+def _accumulate(dot, nx, ny, x, y, w):
+    """Adds the w^2-weighted x.y, |x|^2, |y|^2 of one load."""
+    w2 = w * w
+    return dot + w2 * x * y, nx + w2 * x * x, ny + w2 * y * y
+
+
+@triton.jit
+def _store_grads(gx_ptr, gy_ptr, base, e, ok, x, y, w, dcos, a, bx, by, NEED_X: tl.constexpr,
+                 NEED_Y: tl.constexpr):
+    """grad_x = dcos w^2 (a y - bx x), grad_y = dcos w^2 (a x - by y) at elements e of the
+    image that starts at element base."""
+    w2d = dcos * w * w
+    if NEED_X:
+        tl.store(gx_ptr + base + e, (w2d * (a * y - bx * x)).to(gx_ptr.dtype.element_ty),
+                 mask=ok)
+    if NEED_Y:
+        tl.store(gy_ptr + base + e, (w2d * (a * x - by * y)).to(gy_ptr.dtype.element_ty),
+                 mask=ok)
+
+
+@triton.jit
+def _pixel_coef(x_ptr, y_ptr, m_ptr, img, chunk, C, HW, eps_hi, eps_lo, MASK: tl.constexpr,
+                NHWC: tl.constexpr, BLOCK_P: tl.constexpr, acc_ty: tl.constexpr):
+    """Pixel block chunk of image img: its pixels p, the flags p < HW and the _coef of
+    each pixel's w^2-weighted x.y, |x|^2, |y|^2 over the channels."""
+    p = chunk * BLOCK_P + tl.arange(0, BLOCK_P)
+    ok = p < HW
     base = img.to(tl.int64) * C * HW
     dot = tl.zeros(p.shape, dtype=acc_ty)
     nx = tl.zeros(p.shape, dtype=acc_ty)
     ny = tl.zeros(p.shape, dtype=acc_ty)
     for ch in range(C):
-        if NHWC:
-            e = p * C + ch
-        else:
-            e = ch * HW + p
-        x = tl.load(x_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        y = tl.load(y_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        w = mask_weight(m_ptr, img, e, ok, C, HW, MASK, NHWC, acc_ty)
-        w2 = w * w
-        dot += w2 * x * y
-        nx += w2 * x * x
-        ny += w2 * y * y
-    return dot, nx, ny
+        e = pixel_element(p, ch, C, HW, NHWC)
+        x, y, w = load_xyw(x_ptr, y_ptr, m_ptr, img, base, e, ok, C, HW, MASK, NHWC, acc_ty)
+        dot, nx, ny = _accumulate(dot, nx, ny, x, y, w)
+    cos, a, bx, by = _coef(dot, nx, ny, eps_value(eps_hi, eps_lo, acc_ty))
+    return p, ok, cos, a, bx, by
 
 
 @triton.jit
@@ -74,15 +91,9 @@ def cosine_image_fwd_kernel(x_ptr, y_ptr, m_ptr, part_ptr, C, HW, MASK: tl.const
     nx = tl.zeros([BLOCK], dtype=acc_ty)
     ny = tl.zeros([BLOCK], dtype=acc_ty)
     for it in range(ITERS):
-        e = (chunk * ITERS + it) * BLOCK + tl.arange(0, BLOCK)
-        ok = e < numel
-        x = tl.load(x_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        y = tl.load(y_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        w = mask_weight(m_ptr, img, e, ok, C, HW, MASK, NHWC, acc_ty)
-        w2 = w * w
-        dot += w2 * x * y
-        nx += w2 * x * x
-        ny += w2 * y * y
+        e, ok = flat_elements(chunk, it, numel, BLOCK, ITERS)
+        x, y, w = load_xyw(x_ptr, y_ptr, m_ptr, img, base, e, ok, C, HW, MASK, NHWC, acc_ty)
+        dot, nx, ny = _accumulate(dot, nx, ny, x, y, w)
     out = (img * tl.num_programs(1) + chunk) * 3
     tl.store(part_ptr + out, tl.sum(dot, axis=0))
     tl.store(part_ptr + out + 1, tl.sum(nx, axis=0))
@@ -96,10 +107,8 @@ def cosine_pixel_fwd_kernel(x_ptr, y_ptr, m_ptr, part_ptr, C, HW, eps_hi, eps_lo
     img = tl.program_id(0)
     chunk = tl.program_id(1)
     acc_ty = part_ptr.dtype.element_ty
-    p = chunk * BLOCK_P + tl.arange(0, BLOCK_P)
-    ok = p < HW
-    dot, nx, ny = _pixel_stats(x_ptr, y_ptr, m_ptr, img, p, ok, C, HW, MASK, NHWC, acc_ty)
-    cos, a, bx, by = _coef(dot, nx, ny, eps_value(eps_hi, eps_lo, acc_ty))
+    p, ok, cos, a, bx, by = _pixel_coef(x_ptr, y_ptr, m_ptr, img, chunk, C, HW, eps_hi, eps_lo,
+                                        MASK, NHWC, BLOCK_P, acc_ty)
     loss = tl.where(ok, 1 - cos, 0)
     tl.store(part_ptr + img * tl.num_programs(1) + chunk, tl.sum(loss, axis=0))
 
@@ -121,18 +130,9 @@ def cosine_image_bwd_kernel(gx_ptr, gy_ptr, g_ptr, g_stride, stats_ptr, x_ptr, y
     numel = C * HW
     base = img.to(tl.int64) * numel
     for it in range(ITERS):
-        e = (chunk * ITERS + it) * BLOCK + tl.arange(0, BLOCK)
-        ok = e < numel
-        x = tl.load(x_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        y = tl.load(y_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        w = mask_weight(m_ptr, img, e, ok, C, HW, MASK, NHWC, acc_ty)
-        w2d = dcos * w * w
-        if NEED_X:
-            tl.store(gx_ptr + base + e, (w2d * (a * y - bx * x)).to(gx_ptr.dtype.element_ty),
-                     mask=ok)
-        if NEED_Y:
-            tl.store(gy_ptr + base + e, (w2d * (a * x - by * y)).to(gy_ptr.dtype.element_ty),
-                     mask=ok)
+        e, ok = flat_elements(chunk, it, numel, BLOCK, ITERS)
+        x, y, w = load_xyw(x_ptr, y_ptr, m_ptr, img, base, e, ok, C, HW, MASK, NHWC, acc_ty)
+        _store_grads(gx_ptr, gy_ptr, base, e, ok, x, y, w, dcos, a, bx, by, NEED_X, NEED_Y)
 
 
 @triton.jit
@@ -146,24 +146,11 @@ def cosine_pixel_bwd_kernel(gx_ptr, gy_ptr, g_ptr, g_stride, stats_ptr, x_ptr, y
     img = tl.program_id(0)
     chunk = tl.program_id(1)
     acc_ty = stats_ptr.dtype.element_ty
-    p = chunk * BLOCK_P + tl.arange(0, BLOCK_P)
-    ok = p < HW
-    dot, nx, ny = _pixel_stats(x_ptr, y_ptr, m_ptr, img, p, ok, C, HW, MASK, NHWC, acc_ty)
-    cos, a, bx, by = _coef(dot, nx, ny, eps_value(eps_hi, eps_lo, acc_ty))
+    p, ok, cos, a, bx, by = _pixel_coef(x_ptr, y_ptr, m_ptr, img, chunk, C, HW, eps_hi, eps_lo,
+                                        MASK, NHWC, BLOCK_P, acc_ty)
     dcos = _dcos(g_ptr, g_stride, img, N, HW, REDUCTION, acc_ty)
     base = img.to(tl.int64) * C * HW
     for ch in range(C):
-        if NHWC:
-            e = p * C + ch
-        else:
-            e = ch * HW + p
-        x = tl.load(x_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        y = tl.load(y_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        w = mask_weight(m_ptr, img, e, ok, C, HW, MASK, NHWC, acc_ty)
-        w2d = dcos * w * w
-        if NEED_X:
-            tl.store(gx_ptr + base + e, (w2d * (a * y - bx * x)).to(gx_ptr.dtype.element_ty),
-                     mask=ok)
-        if NEED_Y:
-            tl.store(gy_ptr + base + e, (w2d * (a * x - by * y)).to(gy_ptr.dtype.element_ty),
-                     mask=ok)
+        e = pixel_element(p, ch, C, HW, NHWC)
+        x, y, w = load_xyw(x_ptr, y_ptr, m_ptr, img, base, e, ok, C, HW, MASK, NHWC, acc_ty)
+        _store_grads(gx_ptr, gy_ptr, base, e, ok, x, y, w, dcos, a, bx, by, NEED_X, NEED_Y)

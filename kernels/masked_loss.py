@@ -12,7 +12,7 @@ partial / weight-sum tensor: float32, or float64 for float64 inputs.
 import triton
 import triton.language as tl
 
-from .common import eps_value, mask_weight, upstream_grad
+from .common import eps_value, flat_elements, load_xyw, upstream_grad
 
 
 @triton.jit
@@ -39,6 +39,12 @@ def _error_grad(d, eps2, KIND: tl.constexpr):
 
 
 @triton.jit
+def _safe_div(num, den):
+    """num / den, and 0 where den is 0 (nothing weighted)."""
+    return tl.where(den > 0, num / tl.where(den > 0, den, 1), 0)
+
+
+@triton.jit
 def masked_loss_fwd_kernel(x_ptr, y_ptr, m_ptr, num_ptr, den_ptr, C, HW, eps_hi, eps_lo,
                            KIND: tl.constexpr, MASK: tl.constexpr, NHWC: tl.constexpr,
                            BLOCK: tl.constexpr, ITERS: tl.constexpr):
@@ -52,11 +58,8 @@ def masked_loss_fwd_kernel(x_ptr, y_ptr, m_ptr, num_ptr, den_ptr, C, HW, eps_hi,
     num = tl.zeros([BLOCK], dtype=acc_ty)
     den = tl.zeros([BLOCK], dtype=acc_ty)
     for it in range(ITERS):
-        e = (chunk * ITERS + it) * BLOCK + tl.arange(0, BLOCK)
-        ok = e < numel
-        x = tl.load(x_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        y = tl.load(y_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        w = mask_weight(m_ptr, img, e, ok, C, HW, MASK, NHWC, acc_ty)
+        e, ok = flat_elements(chunk, it, numel, BLOCK, ITERS)
+        x, y, w = load_xyw(x_ptr, y_ptr, m_ptr, img, base, e, ok, C, HW, MASK, NHWC, acc_ty)
         num += w * _error(x - y, eps * eps, KIND)
         den += w
     out = img * tl.num_programs(1) + chunk
@@ -78,25 +81,20 @@ def masked_loss_bwd_kernel(gx_ptr, g_ptr, g_stride, ws_ptr, x_ptr, y_ptr, m_ptr,
     eps = eps_value(eps_hi, eps_lo, acc_ty)
     g = upstream_grad(g_ptr, g_stride, img, REDUCTION, acc_ty)
     if REDUCTION == 0:
-        den = tl.load(ws_ptr + img).to(acc_ty)
-        scale = tl.where(den > 0, g / tl.where(den > 0, den, 1), 0)
+        scale = _safe_div(g, tl.load(ws_ptr + img).to(acc_ty))
     elif REDUCTION == 1:
         # Every program re-sums the N weight sums: N is a batch size, cheaper than a launch.
         total = tl.zeros([128], dtype=acc_ty)
         for start in range(0, N, 128):
             i = start + tl.arange(0, 128)
             total += tl.load(ws_ptr + i, mask=i < N, other=0).to(acc_ty)
-        den = tl.sum(total, axis=0)
-        scale = tl.where(den > 0, g / tl.where(den > 0, den, 1), 0)
+        scale = _safe_div(g, tl.sum(total, axis=0))
     else:
         scale = g
     numel = C * HW
     base = img.to(tl.int64) * numel
     for it in range(ITERS):
-        e = (chunk * ITERS + it) * BLOCK + tl.arange(0, BLOCK)
-        ok = e < numel
-        x = tl.load(x_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        y = tl.load(y_ptr + base + e, mask=ok, other=0).to(acc_ty)
-        w = mask_weight(m_ptr, img, e, ok, C, HW, MASK, NHWC, acc_ty)
+        e, ok = flat_elements(chunk, it, numel, BLOCK, ITERS)
+        x, y, w = load_xyw(x_ptr, y_ptr, m_ptr, img, base, e, ok, C, HW, MASK, NHWC, acc_ty)
         gx = scale * w * _error_grad(x - y, eps * eps, KIND)
         tl.store(gx_ptr + base + e, gx.to(gx_ptr.dtype.element_ty), mask=ok)

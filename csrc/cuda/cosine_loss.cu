@@ -28,6 +28,21 @@ __device__ __forceinline__ double dloss_dcos(const AnyFloat& g, int64_t img, int
   return -gi;
 }
 
+// dot += w2 x y, nx += w2 x x, ny += w2 y y: one element's share of the weighted sums.
+template <typename T>
+__device__ __forceinline__ void add_cosine_sums(T w2, T x, T y, T& dot, T& nx, T& ny) {
+  dot += w2 * x * y;
+  nx += w2 * x * x;
+  ny += w2 * y * y;
+}
+
+// grad_x = w2d (a y - bx x), grad_y = w2d (a x - by y), w2d = d loss / d cos * w^2.
+template <typename T>
+__device__ __forceinline__ void cosine_grads(T w2d, T a, T bx, T by, T x, T y, T& gx, T& gy) {
+  gx = w2d * (a * y - bx * x);
+  gy = w2d * (a * x - by * y);
+}
+
 // ---------------------------------------------------------------------------
 // dim 0: flat kernels over each image.
 
@@ -36,10 +51,7 @@ template <typename T>
 struct CosineSums {
   static constexpr int K = 3;
   __device__ __forceinline__ void operator()(T (&acc)[K], T x, T y, T w) const {
-    const T w2 = w * w;
-    acc[0] += w2 * x * y;
-    acc[1] += w2 * x * x;
-    acc[2] += w2 * y * y;
+    add_cosine_sums(w * w, x, y, acc[0], acc[1], acc[2]);
   }
 };
 
@@ -70,9 +82,7 @@ struct CosineImageGrad {
   struct Coef {
     T d, a, bx, by;
     __device__ __forceinline__ void operator()(T x, T y, T w, T& gx, T& gy) const {
-      const T w2d = d * (w * w);
-      gx = w2d * (a * y - bx * x);
-      gy = w2d * (a * x - by * y);
+      cosine_grads(d * (w * w), a, bx, by, x, y, gx, gy);
     }
   };
   AnyFloat grad, stats;  // stats: (N, 3) flattened
@@ -142,16 +152,38 @@ __device__ __forceinline__ uint32_t elem(const PixelShape& s, uint32_t ch, uint3
   return NHWC ? p * s.c + ch : ch * s.hw + p;
 }
 
+// Squared mask weights m[0] .. m[V-1].
+template <int V, typename scalar_t, typename T>
+__device__ __forceinline__ void load_weights_sq(const scalar_t* m, T (&w2)[V]) {
+  load<V>(m, w2);
+#pragma unroll
+  for (int k = 0; k < V; ++k) w2[k] *= w2[k];
+}
+
 // Squared pixel-mask weights of pixels p .. p+V-1 (1 without a pixel mask).
 template <int MASK, int V, typename scalar_t, typename T>
 __device__ __forceinline__ void pixel_weights_sq(const scalar_t* m, uint32_t p, T (&w2)[V]) {
   if constexpr (MASK == kPxPixel) {
-    load<V>(m + p, w2);
-#pragma unroll
-    for (int k = 0; k < V; ++k) w2[k] *= w2[k];
+    load_weights_sq(m + p, w2);
   } else {
 #pragma unroll
     for (int k = 0; k < V; ++k) w2[k] = T(1);
+  }
+}
+
+// x, y and the squared weights w2 of elements e .. e+V-1 (one channel of V pixels):
+// from a full mask, else the pixels' wp2 (from pixel_weights_sq).
+template <int MASK, int V, typename scalar_t, typename T>
+__device__ __forceinline__ void load_channel(const scalar_t* x, const scalar_t* y,
+                                             const scalar_t* m, uint32_t e, const T (&wp2)[V],
+                                             T (&xv)[V], T (&yv)[V], T (&w2)[V]) {
+  load<V>(x + e, xv);
+  load<V>(y + e, yv);
+  if constexpr (MASK == kPxFull) {
+    load_weights_sq(m + e, w2);
+  } else {
+#pragma unroll
+    for (int k = 0; k < V; ++k) w2[k] = wp2[k];
   }
 }
 
@@ -164,22 +196,10 @@ __device__ __forceinline__ void pixel_sums(const scalar_t* x, const scalar_t* y,
 #pragma unroll
   for (int k = 0; k < V; ++k) dot[k] = nx[k] = ny[k] = T(0);
   for (uint32_t ch = 0; ch < s.c; ++ch) {
-    const uint32_t e = elem<NHWC>(s, ch, p);
     T xv[V], yv[V], w2[V];
-    load<V>(x + e, xv);
-    load<V>(y + e, yv);
-    if constexpr (MASK == kPxFull) {
-      load<V>(m + e, w2);
+    load_channel<MASK>(x, y, m, elem<NHWC>(s, ch, p), wp2, xv, yv, w2);
 #pragma unroll
-      for (int k = 0; k < V; ++k) w2[k] *= w2[k];
-    }
-#pragma unroll
-    for (int k = 0; k < V; ++k) {
-      const T w = MASK == kPxFull ? w2[k] : wp2[k];
-      dot[k] += w * xv[k] * yv[k];
-      nx[k] += w * xv[k] * xv[k];
-      ny[k] += w * yv[k] * yv[k];
-    }
+    for (int k = 0; k < V; ++k) add_cosine_sums(w2[k], xv[k], yv[k], dot[k], nx[k], ny[k]);
   }
 }
 
@@ -191,9 +211,7 @@ __global__ void __launch_bounds__(kThreads)
                       opmath_t<scalar_t>* __restrict__ part) {
   using T = opmath_t<scalar_t>;
   const uint32_t img = blockIdx.x / s.chunks, chunk = blockIdx.x - img * s.chunks;
-  x += int64_t(img) * s.image;
-  y += int64_t(img) * s.image;
-  if constexpr (MASK != kPxNone) m += int64_t(img) * s.mask_image;
+  seek_image<MASK != kPxNone>(s, img, x, y, m);
   const uint32_t p0 = chunk * s.chunk, p1 = min(s.hw, p0 + s.chunk);
   T acc[1] = {T(0)};
   for (uint32_t p = p0 + threadIdx.x * V; p < p1; p += kThreads * V) {
@@ -217,12 +235,7 @@ __global__ void __launch_bounds__(kThreads)
   using T = opmath_t<scalar_t>;
   const uint32_t img = blockIdx.x / s.chunks, chunk = blockIdx.x - img * s.chunks;
   const T d = T(dloss_dcos(grad, img, reduction, s.n, double(s.hw)));
-  const int64_t off = int64_t(img) * s.image;
-  x += off;
-  y += off;
-  if (gx) gx += off;
-  if (gy) gy += off;
-  if constexpr (MASK != kPxNone) m += int64_t(img) * s.mask_image;
+  seek_image<MASK != kPxNone>(s, img, x, y, m, gx, gy);
   const uint32_t p0 = chunk * s.chunk, p1 = min(s.hw, p0 + s.chunk);
   for (uint32_t p = p0 + threadIdx.x * V; p < p1; p += kThreads * V) {
     T wp2[V], dot[V], nx[V], ny[V];
@@ -234,18 +247,10 @@ __global__ void __launch_bounds__(kThreads)
     for (uint32_t ch = 0; ch < s.c; ++ch) {
       const uint32_t e = elem<NHWC>(s, ch, p);
       T xv[V], yv[V], w2[V], ox[V], oy[V];
-      load<V>(x + e, xv);
-      load<V>(y + e, yv);
-      if constexpr (MASK == kPxFull) {
-        load<V>(m + e, w2);
-#pragma unroll
-        for (int k = 0; k < V; ++k) w2[k] *= w2[k];
-      }
+      load_channel<MASK>(x, y, m, e, wp2, xv, yv, w2);
 #pragma unroll
       for (int k = 0; k < V; ++k) {
-        const T w2d = d * (MASK == kPxFull ? w2[k] : wp2[k]);
-        ox[k] = w2d * (cf[k].a * yv[k] - cf[k].bx * xv[k]);
-        oy[k] = w2d * (cf[k].a * xv[k] - cf[k].by * yv[k]);
+        cosine_grads(d * w2[k], cf[k].a, cf[k].bx, cf[k].by, xv[k], yv[k], ox[k], oy[k]);
       }
       if (gx) store<V>(gx + e, ox);
       if (gy) store<V>(gy + e, oy);
@@ -276,11 +281,7 @@ ImageBatch prepare(const char* op, const at::Tensor& x, const at::Tensor& y,
                    const std::optional<at::Tensor>& mask, int64_t dim, int64_t reduction) {
   check_reduction(op, reduction);
   TORCH_CHECK(dim == 0 || dim == 1, op, ": dim code must be 0 (per image) or 1 (per pixel)");
-  ImageBatch b = prepare_images(op, x, y, mask);
-  b.x = aligned16(b.x);
-  b.y = aligned16(b.y);
-  b.mask = aligned16(b.mask);
-  return b;
+  return prepare_aligned_images(op, x, y, mask);
 }
 
 std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x_in,
@@ -291,8 +292,7 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x_in,
   constexpr const char* op = "cosine_loss_forward";
   const c10::cuda::CUDAGuard guard(x_in.device());
   const ImageBatch b = prepare(op, x_in, y_in, mask, dim, reduction);
-  const auto opmath = b.x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const auto opts = b.x.options().dtype(opmath);
+  const auto opts = b.x.options().dtype(opmath_type(b));
   auto loss = empty_loss(b, reduction);
   auto stats = dim == 0 ? at::empty({b.n, 3}, opts) : at::empty({0}, opts);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
@@ -301,7 +301,7 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x_in,
     using T = opmath_t<scalar_t>;
     const scalar_t* x = b.x.const_data_ptr<scalar_t>();
     const scalar_t* y = b.y.const_data_ptr<scalar_t>();
-    const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* m = mask_data<scalar_t>(b);
     scalar_t* out = loss.mutable_data_ptr<scalar_t>();
     if (dim == 0) {
       const FlatShape s = flat_shape<scalar_t>(b, op);
@@ -342,8 +342,7 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
   constexpr const char* op = "cosine_loss_backward";
   const c10::cuda::CUDAGuard guard(x_in.device());
   const ImageBatch b = prepare(op, x_in, y_in, mask, dim, reduction);
-  TORCH_CHECK(grad.numel() == (reduction == kNone ? b.n : 1), op,
-              ": grad has the wrong number of elements");
+  check_grad_numel(op, grad, b, reduction);
   TORCH_CHECK(dim == 1 || (stats.dim() == 2 && stats.size(0) == b.n && stats.size(1) == 3), op,
               ": stats must have shape (N, 3) for dim 0");
   const at::Tensor g = grad.reshape({-1});
@@ -358,7 +357,7 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
     using T = opmath_t<scalar_t>;
     const scalar_t* x = b.x.const_data_ptr<scalar_t>();
     const scalar_t* y = b.y.const_data_ptr<scalar_t>();
-    const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* m = mask_data<scalar_t>(b);
     scalar_t* gxp = need_x ? gx.mutable_data_ptr<scalar_t>() : nullptr;
     scalar_t* gyp = need_y ? gy.mutable_data_ptr<scalar_t>() : nullptr;
     if (dim == 0) {

@@ -121,8 +121,52 @@ inline at::Tensor aligned16(const at::Tensor& t) {
   return t.clone();  // preserves the dense layout, fresh (aligned) storage
 }
 
+// prepare_images, then aligned16 on every tensor the kernels read with vector loads.
+inline ImageBatch prepare_aligned_images(const char* op, const at::Tensor& x, const at::Tensor& y,
+                                         const std::optional<at::Tensor>& mask) {
+  ImageBatch b = prepare_images(op, x, y, mask);
+  b.x = aligned16(b.x);
+  b.y = aligned16(b.y);
+  b.mask = aligned16(b.mask);
+  return b;
+}
+
+// The mask's data, or null without a mask.
+template <typename scalar_t>
+const scalar_t* mask_data(const ImageBatch& b) {
+  return b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
+}
+
+// Accumulation dtype of the saved sums: double for double inputs, else float.
+inline at::ScalarType opmath_type(const ImageBatch& b) {
+  return b.x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// The upstream gradient of a reduced loss: one value per image for `none`, else one.
+inline void check_grad_numel(const char* op, const at::Tensor& grad, const ImageBatch& b,
+                             int64_t reduction) {
+  TORCH_CHECK(grad.numel() == (reduction == kNone ? b.n : 1), op,
+              ": grad has the wrong number of elements");
+}
+
 inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Moves a block's pointers to image img of s (a FlatShape or a kernel's own shape with
+// the fields image and mask_image): x, y and each non-null output by s.image elements,
+// m by s.mask_image unless the kernel has no mask (then m may be null).
+template <bool HAS_MASK, typename Shape, typename In, typename... Out>
+__device__ __forceinline__ void seek_image(const Shape& s, uint32_t img, In& x, In& y, In& m,
+                                           Out&... out) {
+  const int64_t off = int64_t(img) * s.image;
+  x += off;
+  y += off;
+  const auto seek_out = [off](auto& p) {
+    if (p) p += off;
+  };
+  (seek_out(out), ...);
+  if constexpr (HAS_MASK) m += int64_t(img) * s.mask_image;
+}
 
 // ---------------------------------------------------------------------------
 // Flat kernels: element e of an image, in memory order, whatever the layout.
@@ -202,6 +246,16 @@ __device__ __forceinline__ void load_weights(const scalar_t* m, uint32_t e, cons
   }
 }
 
+// x, y and the mask weights of elements e .. e+W-1 of one image, in opmath.
+template <int MASK, int W, typename scalar_t, typename T>
+__device__ __forceinline__ void load_flat(const scalar_t* x, const scalar_t* y, const scalar_t* m,
+                                          uint32_t e, const FlatShape& s, T (&xv)[W], T (&yv)[W],
+                                          T (&w)[W]) {
+  load<W>(x + e, xv);
+  load<W>(y + e, yv);
+  load_weights<MASK>(m, e, s, w);
+}
+
 // Runs f(integral_constant<int, W>, e) over elements [e0, e1) of an image: a
 // scalar head up to 16-byte alignment of `base + e`, V-wide vectors, a scalar
 // tail. Every tensor read or written this way shares base's alignment.
@@ -226,18 +280,13 @@ __global__ void __launch_bounds__(kThreads)
                          opmath_t<scalar_t>* __restrict__ part) {
   using T = opmath_t<scalar_t>;
   const uint32_t img = blockIdx.x / s.chunks, chunk = blockIdx.x - img * s.chunks;
-  const int64_t off = int64_t(img) * s.image;
-  x += off;
-  y += off;
-  if constexpr (MASK != kFlatNone) m += int64_t(img) * s.mask_image;
+  seek_image<MASK != kFlatNone>(s, img, x, y, m);
   const uint32_t e0 = chunk * s.chunk, e1 = min(s.image, e0 + s.chunk);
   T acc[Op::K] = {};
   for_each_in_chunk<kVec<scalar_t>>(x, e0, e1, [&](auto wc, uint32_t e) {
     constexpr int W = decltype(wc)::value;
     T xv[W], yv[W], w[W];
-    load<W>(x + e, xv);
-    load<W>(y + e, yv);
-    load_weights<MASK>(m, e, s, w);
+    load_flat<MASK>(x, y, m, e, s, xv, yv, w);
 #pragma unroll
     for (int k = 0; k < W; ++k) op(acc, xv[k], yv[k], w[k]);
   });
@@ -261,19 +310,12 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x < 32) op.prepare(img, threadIdx.x, shared_coef);
   __syncthreads();
   const typename Op::Coef coef = shared_coef;
-  const int64_t off = int64_t(img) * s.image;
-  x += off;
-  y += off;
-  if (gx) gx += off;
-  if (gy) gy += off;
-  if constexpr (MASK != kFlatNone) m += int64_t(img) * s.mask_image;
+  seek_image<MASK != kFlatNone>(s, img, x, y, m, gx, gy);
   const uint32_t e0 = chunk * s.chunk, e1 = min(s.image, e0 + s.chunk);
   for_each_in_chunk<kVec<scalar_t>>(x, e0, e1, [&](auto wc, uint32_t e) {
     constexpr int W = decltype(wc)::value;
     T xv[W], yv[W], w[W], ox[W], oy[W];
-    load<W>(x + e, xv);
-    load<W>(y + e, yv);
-    load_weights<MASK>(m, e, s, w);
+    load_flat<MASK>(x, y, m, e, s, xv, yv, w);
 #pragma unroll
     for (int k = 0; k < W; ++k) coef(xv[k], yv[k], w[k], ox[k], oy[k]);
     if (gx) store<W>(gx + e, ox);

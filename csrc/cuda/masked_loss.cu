@@ -90,11 +90,7 @@ void dispatch_kind(int64_t kind, Fn&& fn) {
 ImageBatch prepare(const char* op, const at::Tensor& x, const at::Tensor& y,
                    const std::optional<at::Tensor>& mask, int64_t reduction) {
   check_reduction(op, reduction);
-  ImageBatch b = prepare_images(op, x, y, mask);
-  b.x = aligned16(b.x);
-  b.y = aligned16(b.y);
-  b.mask = aligned16(b.mask);
-  return b;
+  return prepare_aligned_images(op, x, y, mask);
 }
 
 std::tuple<at::Tensor, at::Tensor> masked_loss_forward(const at::Tensor& x_in,
@@ -105,16 +101,15 @@ std::tuple<at::Tensor, at::Tensor> masked_loss_forward(const at::Tensor& x_in,
   constexpr const char* op = "masked_loss_forward";
   const c10::cuda::CUDAGuard guard(x_in.device());
   const ImageBatch b = prepare(op, x_in, y_in, mask, reduction);
-  const auto opmath = b.x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   auto loss = empty_loss(b, reduction);
-  auto weight_sum = at::empty({b.n}, b.x.options().dtype(opmath));
+  auto weight_sum = at::empty({b.n}, b.x.options().dtype(opmath_type(b)));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.x.scalar_type(), op, [&] {
     using T = opmath_t<scalar_t>;
     const FlatShape s = flat_shape<scalar_t>(b, op);
     auto part = at::empty({s.blocks(), 2}, weight_sum.options());
-    const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* m = mask_data<scalar_t>(b);
     if (s.blocks() > 0) {
       dispatch_kind(kind, [&](auto kc) {
         dispatch_flat_mask(b, [&](auto mc) {
@@ -142,8 +137,7 @@ at::Tensor masked_loss_backward(const at::Tensor& grad, const at::Tensor& x_in,
   const c10::cuda::CUDAGuard guard(x_in.device());
   const ImageBatch b = prepare(op, x_in, y_in, mask, reduction);
   TORCH_CHECK(weight_sum.numel() == b.n, op, ": weight_sum must have N elements");
-  TORCH_CHECK(grad.numel() == (reduction == kNone ? b.n : 1), op,
-              ": grad has the wrong number of elements");
+  check_grad_numel(op, grad, b, reduction);
   const at::Tensor g = grad.reshape({-1}), ws = weight_sum.reshape({-1});
   const AnyFloat gv = any_float(g, b.x, op, "grad"), wv = any_float(ws, b.x, op, "weight_sum");
   auto gx = at::empty_like(b.x);
@@ -153,7 +147,7 @@ at::Tensor masked_loss_backward(const at::Tensor& grad, const at::Tensor& x_in,
     using T = opmath_t<scalar_t>;
     const FlatShape s = flat_shape<scalar_t>(b, op);
     if (gx.numel() == 0) return;
-    const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* m = mask_data<scalar_t>(b);
     dispatch_kind(kind, [&](auto kc) {
       dispatch_flat_mask(b, [&](auto mc) {
         using Op = MaskedGrad<decltype(kc)::value, T>;
