@@ -18,7 +18,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps.stamp
 endif
 
-BUILD_DEPS := scikit-build-core pybind11 "cmake>=3.26" ninja numpy
+BUILD_DEPS := scikit-build-core pybind11 "cmake>=3.26" ninja numpy pillow
 TEST_DEPS := pytest pytest-benchmark expecttest
 TRITON_DEP := triton
 
