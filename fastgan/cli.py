@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo", help="run the fused losses on built-in synthetic images against the reference")
-    demo.add_argument("--batch", type=_positive_int, default=8, help="images per batch (default 8)")
-    demo.add_argument("--size", type=_positive_int, default=128, help="image side in pixels (default 128)")
+    demo.add_argument("--batch", type=_positive_int, default=16, help="images per batch (default 16)")
+    demo.add_argument("--size", type=_positive_int, default=256, help="image side in pixels (default 256)")
     demo.add_argument("--repeats", type=_positive_int, default=5, help="timed repeats per loss (default 5)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo.set_defaults(func=_cmd_demo)
