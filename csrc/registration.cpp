@@ -39,5 +39,15 @@ TORCH_LIBRARY(fastgan, m) {
   // -- end of SSIM family --
 
   // InstanceNorm + activation family (see csrc/cpu/instance_norm_act.cpp).
+  // y = act(weight * (x - mean) * rstd + bias) per (n, c) over H x W (biased variance);
+  // activation: 0 = identity, 1 = leaky ReLU with negative_slope (0: ReLU). Returns y in
+  // x's layout and mean, rstd: (N, C) float32 (float64 for float64 x).
+  m.def("instance_norm_act_forward(Tensor x, Tensor? weight, Tensor? bias, float eps, "
+        "float negative_slope, int activation) -> (Tensor, Tensor, Tensor)");
+  // Gradients for x (an empty tensor unless need_x), weight and bias (empty when absent),
+  // recomputing the pre-activation from x and the saved mean, rstd.
+  m.def("instance_norm_act_backward(Tensor grad_y, Tensor x, Tensor? weight, Tensor? bias, "
+        "Tensor mean, Tensor rstd, float negative_slope, int activation, bool need_x) "
+        "-> (Tensor, Tensor, Tensor)");
   // -- end of InstanceNorm family --
 }

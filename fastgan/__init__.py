@@ -17,10 +17,13 @@ from fastgan.functional import (
 )
 
 # SSIM family exports (fastgan/ssim.py) -- end of SSIM exports --
-# InstanceNorm family exports (fastgan/nn) -- end of InstanceNorm exports --
+# InstanceNorm family exports (fastgan/nn)
+from fastgan.nn import instance_norm_act  # noqa: E402
+# -- end of InstanceNorm exports --
 
 __all__ = [
     "__version__", "build_info", "backend", "get_backend", "set_backend",
     "masked_l1", "masked_mse", "masked_charbonnier", "cosine_similarity_loss",
     "self_regularization_loss",
+    "instance_norm_act",
 ]

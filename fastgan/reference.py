@@ -104,3 +104,31 @@ def self_regularization_loss(refined: torch.Tensor, synthetic: torch.Tensor) -> 
     refined and the synthetic image, summed over channels and divided by the channel
     count, i.e. the mean of |refined - synthetic| over all N*C*H*W elements."""
     return masked_loss(refined, synthetic, None, kind="l1", reduction="mean")
+
+
+# ---- InstanceNorm + activation ------------------------------------------------------
+
+NORM_ACTIVATIONS = ("leaky_relu", "identity")
+
+
+def instance_norm_act(x: torch.Tensor, weight: torch.Tensor | None = None,
+                      bias: torch.Tensor | None = None, *, eps: float = 1e-5,
+                      negative_slope: float = 0.2, activation: str = "leaky_relu") -> torch.Tensor:
+    """act(weight_c * (x - mean) / sqrt(var + eps) + bias_c), with the mean and the biased
+    variance of each (n, c) plane over H x W: ``nn.InstanceNorm2d(C, affine=...)`` followed by
+    ``nn.LeakyReLU(negative_slope)`` (slope 0 is ReLU; activation "identity": none).
+    Statistics and arithmetic in float32 (float64 for float64 x); the result has x's dtype."""
+    if activation not in NORM_ACTIVATIONS:
+        raise ValueError(f"activation must be one of {NORM_ACTIVATIONS}, got {activation!r}")
+    xf = _opmath(x)
+    mean = xf.mean(dim=(2, 3), keepdim=True)
+    centred = xf - mean
+    var = (centred * centred).mean(dim=(2, 3), keepdim=True)
+    y = centred * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * _opmath(weight).view(1, -1, 1, 1)
+    if bias is not None:
+        y = y + _opmath(bias).view(1, -1, 1, 1)
+    if activation == "leaky_relu":
+        y = torch.nn.functional.leaky_relu(y, negative_slope)
+    return y.to(x.dtype)

@@ -7,9 +7,11 @@ ops live under ``torch.ops.fastgan``, the Triton ones under ``torch.ops.fastgan_
 
 from fastgan import _ext
 from fastgan.ops.cosine_loss import cosine_loss
+from fastgan.ops.instance_norm_act import instance_norm_act
 from fastgan.ops.masked_loss import masked_loss
 
 if _ext.TRITON_IMPORTABLE:
     from fastgan.ops import triton_losses  # noqa: F401  (registers fastgan_triton ops)
+    from fastgan.ops import triton_norm  # noqa: F401  (registers fastgan_triton ops)
 
-__all__ = ["masked_loss", "cosine_loss"]
+__all__ = ["masked_loss", "cosine_loss", "instance_norm_act"]
