@@ -35,7 +35,29 @@ TORCH_LIBRARY(fastgan, m) {
   m.def("cosine_loss_forward_with_grad(Tensor x, Tensor y, Tensor? mask, int dim, float eps, "
         "int reduction, bool need_x, bool need_y) -> (Tensor, Tensor, Tensor)");
 
-  // SSIM family (see csrc/cpu/ssim.cpp).
+  // SSIM family (see csrc/cpu/ssim.cpp; maths in csrc/common/ssim_common.h).
+  // Codes: padding 0 = valid, 1 = zeros ("same"), 2 = reflect; stat 0 = SSIM,
+  // 1 = contrast-structure (MS-SSIM), 2 = alpha (1 - SSIM) + (1 - alpha) G*|x - y| / data_range.
+  // Per (image, channel) plane: the sum over the map of mask weight * stat and the sum of
+  // the weights (both (N, C), float32, or float64 for float64 inputs).
+  m.def("ssim_forward(Tensor x, Tensor y, Tensor? mask, int window_size, float sigma, float k1, "
+        "float k2, float data_range, int padding, int stat, float alpha) -> (Tensor, Tensor)");
+  // Gradients of sum_{n,c} grad[n, c] * sums[n, c]; an output not asked for is empty.
+  m.def("ssim_backward(Tensor grad, Tensor x, Tensor y, Tensor? mask, int window_size, "
+        "float sigma, float k1, float k2, float data_range, int padding, int stat, float alpha, "
+        "bool need_x, bool need_y) -> (Tensor, Tensor)");
+  // The forward's sums and the gradients for grad = grad_scale on every plane, in one
+  // sweep (CPU only: the autograd backward then rescales the stored gradients per plane,
+  // or hands them over as they are when the upstream gradient is grad_scale).
+  m.def("ssim_forward_with_grad(Tensor x, Tensor y, Tensor? mask, int window_size, float sigma, "
+        "float k1, float k2, float data_range, int padding, int stat, float alpha, bool need_x, "
+        "bool need_y, float grad_scale) -> (Tensor, Tensor, Tensor, Tensor)");
+  // The per-pixel map (N, C, H', W') in x's dtype, and its vector-Jacobian product.
+  m.def("ssim_map_forward(Tensor x, Tensor y, int window_size, float sigma, float k1, float k2, "
+        "float data_range, int padding, int stat, float alpha) -> Tensor");
+  m.def("ssim_map_backward(Tensor grad, Tensor x, Tensor y, int window_size, float sigma, "
+        "float k1, float k2, float data_range, int padding, int stat, float alpha, bool need_x, "
+        "bool need_y) -> (Tensor, Tensor)");
   // -- end of SSIM family --
 
   // InstanceNorm + activation family (see csrc/cpu/instance_norm_act.cpp).

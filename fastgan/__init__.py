@@ -16,7 +16,9 @@ from fastgan.functional import (
     self_regularization_loss,
 )
 
-# SSIM family exports (fastgan/ssim.py) -- end of SSIM exports --
+# SSIM family exports (fastgan/ssim.py)
+from fastgan.ssim import ms_ssim, psnr, ssim, ssim_l1_loss, ssim_loss, ssim_map  # noqa: E402
+# -- end of SSIM exports --
 # InstanceNorm family exports (fastgan/nn)
 from fastgan.nn import instance_norm_act  # noqa: E402
 # -- end of InstanceNorm exports --
@@ -26,4 +28,5 @@ __all__ = [
     "masked_l1", "masked_mse", "masked_charbonnier", "cosine_similarity_loss",
     "self_regularization_loss",
     "instance_norm_act",
+    "ssim", "ssim_map", "ssim_loss", "ms_ssim", "ssim_l1_loss", "psnr",
 ]

@@ -87,3 +87,80 @@ class SelfRegularizationLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"weight={self.weight}"
+
+
+# ---------------------------------------------------------------------------------------
+# SSIM family (fastgan/ssim.py): loss = 1 - SSIM, 1 - MS-SSIM, and the SSIM + L1 mix.
+
+from fastgan.ssim import check_options as _check_ssim_options  # noqa: E402
+from fastgan.ssim import ms_ssim as _ms_ssim  # noqa: E402
+from fastgan.ssim import ssim_l1_loss as _ssim_l1_loss  # noqa: E402
+from fastgan.ssim import ssim_loss as _ssim_loss  # noqa: E402
+
+__all__ += ["SSIMLoss", "MSSSIMLoss", "SSIML1Loss"]
+
+
+class _SSIMOptions(nn.Module):
+    def __init__(self, data_range, window_size, sigma, k1, k2, padding, reduction) -> None:
+        super().__init__()
+        name = type(self).__name__
+        _check_ssim_options(name, data_range, window_size, sigma, k1, k2, padding)
+        _checks.reduction_code(name, reduction)
+        self.options = dict(data_range=float(data_range), window_size=window_size,
+                            sigma=float(sigma), k1=float(k1), k2=float(k2), padding=padding)
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        return f"{opts}, reduction={self.reduction!r}"
+
+
+class SSIMLoss(_SSIMOptions):
+    """1 - SSIM (``fastgan.ssim``) as a module: ``SSIMLoss(data_range=1.0)(x, y, mask)``.
+    "mean" / "none" give 1 - SSIM of the batch / of each image, "sum" the sum of the
+    weighted 1 - SSIM map; ``nonnegative`` ReLUs each (image, channel) SSIM first."""
+
+    def __init__(self, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,
+                 k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
+                 reduction: str = "mean", nonnegative: bool = False) -> None:
+        super().__init__(data_range, window_size, sigma, k1, k2, padding, reduction)
+        self.nonnegative = bool(nonnegative)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        return _ssim_loss(x, y, mask=mask, reduction=self.reduction, nonnegative=self.nonnegative,
+                          **self.options)
+
+
+class MSSSIMLoss(_SSIMOptions):
+    """1 - MS-SSIM (``fastgan.ms_ssim``) as a module; "sum" sums 1 - MS-SSIM over images."""
+
+    def __init__(self, data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,
+                 k1: float = 0.01, k2: float = 0.03, weights=None, padding: str = "valid",
+                 reduction: str = "mean") -> None:
+        super().__init__(data_range, window_size, sigma, k1, k2, padding, reduction)
+        self.weights = None if weights is None else tuple(float(w) for w in weights)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        per_image = 1 - _ms_ssim(x, y, weights=self.weights, reduction="none", **self.options)
+        if self.reduction == "none":
+            return per_image
+        return per_image.sum() if self.reduction == "sum" else per_image.mean()
+
+
+class SSIML1Loss(_SSIMOptions):
+    """The SSIM + L1 mix of Zhao et al. (``fastgan.ssim_l1_loss``) as a module:
+    alpha (1 - SSIM) + (1 - alpha) Gaussian-weighted L1 / data_range, optionally masked."""
+
+    def __init__(self, alpha: float = 0.84, data_range: float = 1.0, window_size: int = 11,
+                 sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
+                 reduction: str = "mean") -> None:
+        super().__init__(data_range, window_size, sigma, k1, k2, padding, reduction)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+            raise ValueError(f"SSIML1Loss: alpha must be a number in [0, 1], got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        return _ssim_l1_loss(x, y, alpha=self.alpha, mask=mask, reduction=self.reduction,
+                             **self.options)

@@ -106,6 +106,180 @@ def self_regularization_loss(refined: torch.Tensor, synthetic: torch.Tensor) -> 
     return masked_loss(refined, synthetic, None, kind="l1", reduction="mean")
 
 
+# ---------------------------------------------------------------------------------------
+# SSIM family: SSIM, its map, MS-SSIM, the SSIM + L1 mix and PSNR.
+#
+# Gaussian window of `window_size` taps (odd), sigma 1.5, normalised to sum 1; separable.
+# padding "valid": no padding, the map is (H - 2r, W - 2r), r = window_size // 2; this is
+# scikit-image's structural_similarity(gaussian_weights=True, sigma=1.5,
+# use_sample_covariance=False) and pytorch-msssim. "same": zero padding, map (H, W), as
+# fused-ssim. "reflect": torch's reflect padding (edge not repeated), map (H, W), as
+# kornia and torchmetrics >= 1.4.2. Masks are given at the image size and cropped to the
+# map for "valid" (the weight of a map pixel is the mask at its window's centre).
+
+SSIM_PADDINGS = {"valid": 0, "same": 1, "reflect": 2}
+SSIM_STATS = {"ssim": 0, "cs": 1, "mix": 2}
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def gaussian_window(window_size: int, sigma: float, dtype=torch.float64, device=None) -> torch.Tensor:
+    """The normalised 1-D Gaussian window exp(-(i - r)^2 / (2 sigma^2)), i = 0..window_size-1."""
+    d = torch.arange(window_size, dtype=torch.float64, device=device) - window_size // 2
+    g = torch.exp(-(d * d) / (2.0 * sigma * sigma))
+    return (g / g.sum()).to(dtype)
+
+
+def _gaussian_filter(t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Separable 'valid' Gaussian filter of every channel of t (N, C, H, W)."""
+    c, k = t.shape[1], g.numel()
+    t = torch.nn.functional.conv2d(t, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+    return torch.nn.functional.conv2d(t, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+
+
+def _pad(t: torch.Tensor, padding: str, r: int) -> torch.Tensor:
+    if padding == "valid":
+        return t
+    mode = "constant" if padding == "same" else "reflect"
+    return torch.nn.functional.pad(t, (r, r, r, r), mode=mode)
+
+
+def ssim_stat_map(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0,
+                  window_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+                  padding: str = "valid", stat: str = "ssim", alpha: float = 0.84) -> torch.Tensor:
+    """Per-pixel map in opmath precision: "ssim", "cs" (contrast-structure, MS-SSIM's
+    A2 / B2) or "mix" = alpha (1 - ssim) + (1 - alpha) G*|x - y| / data_range."""
+    r = window_size // 2
+    a, b = _pad(_opmath(x), padding, r), _pad(_opmath(y), padding, r)
+    g = gaussian_window(window_size, sigma, a.dtype, a.device)
+    mx, my = _gaussian_filter(a, g), _gaussian_filter(b, g)
+    exx, eyy, exy = _gaussian_filter(a * a, g), _gaussian_filter(b * b, g), _gaussian_filter(a * b, g)
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    vx, vy, cov = exx - mx * mx, eyy - my * my, exy - mx * my
+    cs = (2 * cov + c2) / (vx + vy + c2)
+    if stat == "cs":
+        return cs
+    s = (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs
+    if stat == "ssim":
+        return s
+    l1 = _gaussian_filter((a - b).abs(), g)
+    return alpha * (1 - s) + (1 - alpha) * l1 / data_range
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
+             sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+             padding: str = "valid") -> torch.Tensor:
+    """The per-pixel SSIM map, (N, C, H', W') in x's dtype."""
+    return ssim_stat_map(x, y, data_range=data_range, window_size=window_size, sigma=sigma,
+                         k1=k1, k2=k2, padding=padding).to(x.dtype)
+
+
+def _map_weights(mask: torch.Tensor | None, like: torch.Tensor, padding: str,
+                 r: int) -> torch.Tensor:
+    if mask is None:
+        return torch.ones_like(like)
+    w = _opmath(mask)
+    if padding == "valid":
+        w = w[..., r:w.shape[2] - r, r:w.shape[3] - r]
+    return w.expand_as(like)
+
+
+def ssim_plane_sums(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, *,
+                    data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,
+                    k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
+                    stat: str = "ssim", alpha: float = 0.84):
+    """What the ssim_forward op returns: per (image, channel) plane, sum_p w_p v_p and
+    sum_p w_p over the map ((N, C) each, opmath dtype)."""
+    v = ssim_stat_map(x, y, data_range=data_range, window_size=window_size, sigma=sigma, k1=k1,
+                      k2=k2, padding=padding, stat=stat, alpha=alpha)
+    w = _map_weights(mask, v, padding, window_size // 2)
+    return (w * v).sum(dim=(2, 3)), w.sum(dim=(2, 3))
+
+
+def ssim_reduce(sums: torch.Tensor, weights: torch.Tensor, reduction: str,
+                nonnegative: bool = False) -> torch.Tensor:
+    """Per-plane sums -> the reduced value: the masked mean of each plane (0 where its
+    weights sum to 0), ReLU'd when nonnegative, then combined weighted by the planes'
+    weight sums: "mean" over the batch, "none" per image, "sum" = sum of w * value."""
+    means = _safe_ratio(sums, weights)
+    if nonnegative:
+        means = torch.relu(means)
+    total = means * weights
+    if reduction == "sum":
+        return total.sum()
+    if reduction == "none":
+        return _safe_ratio(total.sum(1), weights.sum(1))
+    return _safe_ratio(total.sum(), weights.sum())
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
+         sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
+         mask: torch.Tensor | None = None, reduction: str = "mean",
+         nonnegative: bool = False) -> torch.Tensor:
+    """SSIM: the (masked) mean of the SSIM map. nonnegative: ReLU on each (image, channel)
+    mean, as pytorch-msssim's nonnegative_ssim."""
+    sums, weights = ssim_plane_sums(x, y, mask, data_range=data_range, window_size=window_size,
+                                    sigma=sigma, k1=k1, k2=k2, padding=padding)
+    return ssim_reduce(sums, weights, reduction, nonnegative).to(x.dtype)
+
+
+def ms_ssim_pool(t: torch.Tensor) -> torch.Tensor:
+    """MS-SSIM's 2x downsampling: 2x2 average, odd sizes zero-padded by one on each side
+    (count_include_pad), as pytorch-msssim."""
+    return torch.nn.functional.avg_pool2d(t, kernel_size=2, padding=[s % 2 for s in t.shape[2:]])
+
+
+def ms_ssim_min_size(window_size: int, levels: int) -> int:
+    """The smallest side that keeps window_size pixels after levels - 1 halvings."""
+    return (window_size - 1) * 2 ** (levels - 1) + 1
+
+
+def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
+            sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03, weights=None,
+            padding: str = "valid", reduction: str = "mean") -> torch.Tensor:
+    """MS-SSIM (pytorch-msssim's definition): per (image, channel), the product over
+    scales of relu(mean cs)^w_l and, at the last scale, relu(mean ssim)^w_last; then the
+    mean over channels ("none", per image), over everything ("mean") or the sum of the
+    per-image values ("sum")."""
+    w = torch.tensor(MS_SSIM_WEIGHTS if weights is None else weights, dtype=torch.float64)
+    a, b = _opmath(x), _opmath(y)
+    opts = dict(data_range=data_range, window_size=window_size, sigma=sigma, k1=k1, k2=k2,
+                padding=padding)
+    values = []
+    for level in range(len(w)):
+        stat = "ssim" if level == len(w) - 1 else "cs"
+        sums, cnt = ssim_plane_sums(a, b, None, stat=stat, **opts)
+        values.append(torch.relu(sums / cnt))
+        if level < len(w) - 1:
+            a, b = ms_ssim_pool(a), ms_ssim_pool(b)
+    stacked = torch.stack(values)
+    per_plane = torch.prod(stacked ** w.to(stacked.dtype).view(-1, 1, 1), dim=0)
+    per_image = per_plane.mean(1)
+    out = {"none": per_image, "sum": per_image.sum()}.get(reduction, per_image.mean())
+    return out.to(x.dtype)
+
+
+def ssim_l1_loss(x: torch.Tensor, y: torch.Tensor, *, alpha: float = 0.84, data_range: float = 1.0,
+                 mask: torch.Tensor | None = None, window_size: int = 11, sigma: float = 1.5,
+                 k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
+                 reduction: str = "mean") -> torch.Tensor:
+    """The SSIM + L1 mix of Zhao et al.: the (masked) mean over the map of
+    alpha (1 - SSIM) + (1 - alpha) G*|x - y| / data_range, G the SSIM window."""
+    sums, w = ssim_plane_sums(x, y, mask, data_range=data_range, window_size=window_size,
+                              sigma=sigma, k1=k1, k2=k2, padding=padding, stat="mix", alpha=alpha)
+    return ssim_reduce(sums, w, reduction).to(x.dtype)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0,
+         mask: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+    """PSNR per image, 10 log10(data_range^2 / MSE) with the (masked) MSE of each image;
+    "mean" / "sum" over the images' PSNRs, "none" gives them. Identical images: inf."""
+    mse = masked_loss(_opmath(x), _opmath(y), mask if mask is None else _opmath(mask), kind="mse",
+                      reduction="none")
+    p = 10 * torch.log10(data_range ** 2 / mse)
+    out = {"none": p, "sum": p.sum()}.get(reduction, p.mean())
+    return out.to(x.dtype)
+
+
 # ---- InstanceNorm + activation ------------------------------------------------------
 
 NORM_ACTIVATIONS = ("leaky_relu", "identity")

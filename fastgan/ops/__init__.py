@@ -9,9 +9,11 @@ from fastgan import _ext
 from fastgan.ops.cosine_loss import cosine_loss
 from fastgan.ops.instance_norm_act import instance_norm_act
 from fastgan.ops.masked_loss import masked_loss
+from fastgan.ops.ssim import ssim_map, ssim_sums
 
 if _ext.TRITON_IMPORTABLE:
     from fastgan.ops import triton_losses  # noqa: F401  (registers fastgan_triton ops)
+    from fastgan.ops import triton_ssim  # noqa: F401
     from fastgan.ops import triton_norm  # noqa: F401  (registers fastgan_triton ops)
 
-__all__ = ["masked_loss", "cosine_loss", "instance_norm_act"]
+__all__ = ["masked_loss", "cosine_loss", "instance_norm_act", "ssim_sums", "ssim_map"]

@@ -1,0 +1,597 @@
+// CPU kernels of the SSIM family (SSIM, contrast-structure for MS-SSIM, SSIM + L1 mix).
+//
+// Ops (schemas in csrc/registration.cpp; maths in common/ssim_common.h):
+//  - ssim_forward: per (image, channel) plane, sum_p w_p v_p and sum_p w_p over the map;
+//  - ssim_backward: d/dx, d/dy of sum over planes of grad[n, c] * (sum_p w_p v_p);
+//  - ssim_forward_with_grad: both in one sweep over the images, the gradients for
+//    grad = grad_scale on every plane (training reads x and y once; the autograd
+//    backward rescales the stored gradients per plane, or hands them over as they are);
+//  - ssim_map_forward / ssim_map_backward: the per-pixel map and its vector-Jacobian product.
+//
+// One streaming pipeline (cpu/ssim_kernel.h, run_band) serves every op. A task is one
+// row band of one (n, c) plane (whole planes when there are enough of them). Rows of the
+// padded images stream through it once:
+//   1. load padded row i of x and y (any strides and float dtype -> opmath) into a ring;
+//   2. horizontal 1-D Gaussian of x, y, x^2 + y^2, x y (and |x - y|) -> ring;
+//   3. output rows o = i - 2r, two at a time: vertical Gaussian of the four (five) moment
+//      rows, the value per pixel (sums, map) and, for gradients, the coefficient rows
+//      a_k = w dv/dmoment_k and their horizontal transposed Gaussian -> ring;
+//   4. padded input rows q <= o are then complete: vertical transposed Gaussian, times
+//      x, y as ssim_common.h says, written out (folded into the image for reflect).
+// Nothing image-sized is stored between the steps: the working set is ~20 rings of
+// win + 2 rows. FLOPs per map pixel, window 11 (the symmetric window halves the
+// multiplies: a tap pair is one add and one FMA): forward 4 maps x 2 passes x 11 = 88
+// + ~25 for SSIM; forward + gradient of x: 88 + 3 x 2 x 11 = 66 + ~45 more. Bytes: the
+// forward reads x and y once (8 B/px in float32); with the gradient it also writes it
+// (+4 B/px per input). Measured here: ~3 ns/px forward, ~5.5 ns/px forward + gradient
+// per core (AVX-512), bound by the vertical passes' cache traffic and by DRAM.
+//
+// The core is compiled twice, with the build's flags and for AVX-512 (picked at run time
+// with __builtin_cpu_supports; FASTGAN_CPU_AVX512=0 forces the first).
+// Bands are fixed by the shape only (never by the thread count) and every sum has a
+// fixed order, so the results are deterministic. A band recomputes r output rows on
+// each side for the gradients it owns.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "common/ssim_common.h"
+
+namespace fastgan::cpu {
+namespace {
+
+template <typename scalar_t>
+using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+// Enough tasks to keep a many-core machine busy: planes are split into row bands
+// until there are at least this many tasks (bands of at least kMinBandRows rows).
+constexpr int64_t kTargetTasks = 32;
+constexpr int64_t kMinBandRows = 32;
+
+// ---------------------------------------------------------------------------
+// Row input/output in any float dtype and element stride.
+
+template <typename scalar_t, typename T>
+void load_row(const void* src, int64_t stride, int64_t n, T* __restrict out) {
+  const scalar_t* s = static_cast<const scalar_t*>(src);
+  if (stride == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) out[i] = T(s[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = T(s[i * stride]);
+  }
+}
+
+template <typename scalar_t, typename T>
+void store_row(const T* __restrict in, void* dst, int64_t stride, int64_t n) {
+  scalar_t* d = static_cast<scalar_t*>(dst);
+  if (stride == 1) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) d[i] = scalar_t(in[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i * stride] = scalar_t(in[i]);
+  }
+}
+
+template <typename T>
+struct RowIO {
+  void (*load)(const void*, int64_t, int64_t, T*) = nullptr;
+  void (*store)(const T*, void*, int64_t, int64_t) = nullptr;
+  int64_t elem = 0;
+};
+
+template <typename T>
+RowIO<T> row_io(at::ScalarType st) {
+  RowIO<T> io;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "ssim_row_io", [&] {
+    io.load = &load_row<scalar_t, T>;
+    io.store = &store_row<scalar_t, T>;
+    io.elem = sizeof(scalar_t);
+  });
+  return io;
+}
+
+// ---------------------------------------------------------------------------
+// Geometry, bands and the job description.
+
+struct Geometry {
+  int64_t n = 0, c = 0, h = 0, w = 0;
+  int win = 0, r = 0, pad = 0;
+  int64_t padding = kPadValid;
+  int64_t hp = 0, wp = 0, ho = 0, wo = 0;  // padded input and output (map) sizes
+  int64_t bands = 1;                        // row bands per plane
+};
+
+Geometry make_geometry(const at::Tensor& x, int64_t win, int64_t padding) {
+  Geometry g;
+  g.n = x.size(0);
+  g.c = x.size(1);
+  g.h = x.size(2);
+  g.w = x.size(3);
+  g.win = int(win);
+  g.r = int(win / 2);
+  g.padding = padding;
+  g.pad = padding == kPadValid ? 0 : g.r;
+  g.hp = g.h + 2 * g.pad;
+  g.wp = g.w + 2 * g.pad;
+  g.ho = g.hp - 2 * g.r;
+  g.wo = g.wp - 2 * g.r;
+  const int64_t planes = g.n * g.c;
+  const int64_t want = (kTargetTasks + planes - 1) / std::max<int64_t>(planes, 1);
+  g.bands = std::max<int64_t>(1, std::min(want, g.ho / kMinBandRows));
+  return g;
+}
+
+struct Band {
+  int64_t o0, o1;    // output rows whose values this band sums / writes
+  int64_t p0, p1;    // padded input rows whose gradient this band writes
+  int64_t oc0, oc1;  // output rows computed
+};
+
+Band make_band(const Geometry& g, int64_t b, bool grad) {
+  Band band;
+  band.o0 = b * g.ho / g.bands;
+  band.o1 = (b + 1) * g.ho / g.bands;
+  const bool first = b == 0, last = b == g.bands - 1;
+  if (grad) {
+    band.p0 = first ? 0 : band.o0 + g.r;
+    band.p1 = last ? g.hp : band.o1 + g.r;
+    band.oc0 = std::max<int64_t>(0, band.p0 - 2 * g.r);
+    band.oc1 = last ? g.ho : std::min(g.ho, band.p1);
+  } else {
+    band.p0 = band.p1 = 0;
+    band.oc0 = band.o0;
+    band.oc1 = band.o1;
+  }
+  return band;
+}
+
+// A strided (N, C, H, W) tensor: byte base and element strides (stride 0 broadcasts).
+struct View {
+  const char* data = nullptr;
+  int64_t sn = 0, sc = 0, sh = 0, sw = 0;
+  bool defined() const { return data != nullptr; }
+};
+
+View view_of(const at::Tensor& t) {
+  View v;
+  if (!t.defined()) return v;
+  v.data = static_cast<const char*>(t.const_data_ptr());
+  v.sn = t.stride(0);
+  v.sc = t.size(1) == 1 ? 0 : t.stride(1);
+  v.sh = t.stride(2);
+  v.sw = t.stride(3);
+  return v;
+}
+
+template <typename T>
+struct Job {
+  Geometry g;
+  int64_t stat = kStatSsim;
+  SsimConsts<T> k{};
+  std::array<T, kMaxWindow> window{};
+  RowIO<T> io;   // x, y, gradients, map and grad map (one dtype)
+  View x, y, mask, grad_map;
+  // The gradients are those of sum_planes factor[plane] * sums[plane] (backward), or of
+  // scale * sum_planes sums[plane] (forward_with_grad); the sums are never scaled.
+  const double* factor = nullptr;
+  double scale = 1.0;
+  bool grad = false, need_x = false, need_y = false;
+  char* gx = nullptr;
+  char* gy = nullptr;
+  int64_t gsn = 0, gsc = 0, gsh = 0, gsw = 0;  // gradient element strides
+  char* map = nullptr;                         // (N, C, Ho, Wo) contiguous
+  // Reflect padding: original rows that receive folded gradient rows, -> slot or -1.
+  std::vector<int> fold_slot;
+  int fold_rows = 0;
+};
+
+int64_t reflect_index(int64_t j, int64_t n) {
+  if (j < 0) return -j;
+  if (j >= n) return 2 * (n - 1) - j;
+  return j;
+}
+
+// Padded row i of one plane of v (opmath, width wp).
+template <typename T>
+void load_padded_row(const Job<T>& job, const View& v, int64_t plane, int64_t i, T* out) {
+  const Geometry& g = job.g;
+  const char* base = v.data + (plane / g.c * v.sn + plane % g.c * v.sc) * job.io.elem;
+  if (g.padding == kPadValid) {
+    job.io.load(base + i * v.sh * job.io.elem, v.sw, g.w, out);
+    return;
+  }
+  const int64_t pad = g.pad;
+  int64_t j = i - pad;
+  if (g.padding == kPadZero) {
+    if (j < 0 || j >= g.h) {
+      std::fill(out, out + g.wp, T(0));
+      return;
+    }
+    std::fill(out, out + pad, T(0));
+    std::fill(out + pad + g.w, out + g.wp, T(0));
+  } else {
+    j = reflect_index(j, g.h);
+  }
+  job.io.load(base + j * v.sh * job.io.elem, v.sw, g.w, out + pad);
+  if (g.padding == kPadReflect) {
+    for (int64_t c = 0; c < pad; ++c) {
+      out[c] = out[2 * pad - c];
+      out[pad + g.w + c] = out[pad + g.w - 2 - c];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Scratch rows of one task, laid out in one aligned buffer.
+
+template <typename T>
+struct Scratch {
+  std::vector<T> storage;
+  int64_t stride = 0;
+  T* base = nullptr;
+  int64_t next = 0;
+  T* row() { return base + (next++) * stride; }
+  std::vector<T*> rows(int64_t k) {
+    std::vector<T*> v(k);
+    for (auto& p : v) p = row();
+    return v;
+  }
+};
+
+struct BandSums {
+  double wv = 0.0, w = 0.0;
+};
+
+// ---------------------------------------------------------------------------
+// The compute core, twice: with the build's flags, and for AVX-512 CPUs.
+
+namespace base {
+#include "cpu/ssim_kernel.h"
+}  // namespace base
+
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(_M_X64))
+#define FASTGAN_SSIM_AVX512 1
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")
+namespace avx512 {
+#include "cpu/ssim_kernel.h"
+}  // namespace avx512
+#pragma GCC pop_options
+#endif
+
+// FASTGAN_CPU_AVX512=0 in the environment selects the other build (read per call, so
+// that the tests can run both on an AVX-512 machine).
+bool use_avx512() {
+#ifdef FASTGAN_SSIM_AVX512
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  const char* env = std::getenv("FASTGAN_CPU_AVX512");
+  return ok && !(env != nullptr && env[0] == '0');
+#else
+  return false;
+#endif
+}
+
+template <typename T>
+int64_t scratch_rows(const Job<T>& job) {
+  const int64_t rs = job.g.win + 2;
+  // rings x, y; products 3; moment rings 5; zero; per pair half: moments 5, w, v,
+  // (cpad 5, arow 5, gx, gy); gradient rings 5; fold rows.
+  return 2 * rs + 3 + 5 * rs + 1 + 2 * (5 + 2 + 12) + 5 * rs + 2 * job.fold_rows;
+}
+
+template <typename T>
+using BandFn = BandSums (*)(const Job<T>&, int64_t, const Band&, Scratch<T>&);
+
+template <typename T, template <typename, int> class Core>
+BandFn<T> pick(int win) {
+  if constexpr (std::is_same_v<T, float>) {
+    switch (win) {
+      case 3: return &Core<T, 3>::run;
+      case 5: return &Core<T, 5>::run;
+      case 7: return &Core<T, 7>::run;
+      case 9: return &Core<T, 9>::run;
+      case 11: return &Core<T, 11>::run;
+      case 13: return &Core<T, 13>::run;
+      case 15: return &Core<T, 15>::run;
+      default: break;
+    }
+  }
+  return &Core<T, 0>::run;
+}
+
+template <typename T, int WIN>
+struct BaseCore {
+  static BandSums run(const Job<T>& j, int64_t p, const Band& b, Scratch<T>& s) {
+    return base::run_band<T, WIN>(j, p, b, s);
+  }
+};
+
+#ifdef FASTGAN_SSIM_AVX512
+template <typename T, int WIN>
+struct Avx512Core {
+  static BandSums run(const Job<T>& j, int64_t p, const Band& b, Scratch<T>& s) {
+    return avx512::run_band<T, WIN>(j, p, b, s);
+  }
+};
+#endif
+
+// Compile-time windows for float (the fast paths), a runtime window otherwise; the
+// AVX-512 build of the core when this CPU has it.
+template <typename T>
+BandFn<T> band_fn(int win) {
+#ifdef FASTGAN_SSIM_AVX512
+  if (use_avx512()) return pick<T, Avx512Core>(win);
+#endif
+  return pick<T, BaseCore>(win);
+}
+
+// Runs every (plane, band) task; returns the per-plane sums in a fixed order.
+template <typename T>
+std::vector<BandSums> run_job(const Job<T>& job) {
+  const Geometry& g = job.g;
+  const int64_t planes = g.n * g.c, tasks = planes * g.bands;
+  std::vector<BandSums> part(tasks);
+  const BandFn<T> fn = band_fn<T>(g.win);
+  const int64_t stride = (g.wp + 2 * g.r + 16 + 15) / 16 * 16;
+  const int64_t rows = scratch_rows(job);
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    Scratch<T> s;
+    s.stride = stride;
+    s.storage.resize(rows * stride + 64 / sizeof(T));
+    auto addr = reinterpret_cast<uintptr_t>(s.storage.data());
+    s.base = s.storage.data() + ((64 - addr % 64) % 64) / sizeof(T);
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t plane = t / g.bands, b = t % g.bands;
+      part[t] = fn(job, plane, make_band(g, b, job.grad), s);
+    }
+  });
+  std::vector<BandSums> out(planes);
+  for (int64_t t = 0; t < tasks; ++t) {
+    out[t / g.bands].wv += part[t].wv;
+    out[t / g.bands].w += part[t].w;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Checks and job setup shared by the ops.
+
+struct Params {
+  int64_t win, padding, stat;
+  double sigma, k1, k2, data_range, alpha;
+};
+
+void check_inputs(const char* op, const at::Tensor& x, const at::Tensor& y, const Params& p) {
+  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", x.dim(), "-D");
+  TORCH_CHECK(x.sizes() == y.sizes(), op, ": x and y must have the same shape, got ", x.sizes(),
+              " and ", y.sizes());
+  TORCH_CHECK(x.scalar_type() == y.scalar_type(), op, ": x and y must have the same dtype");
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": x must be a floating tensor");
+  TORCH_CHECK(x.device() == y.device(), op, ": x and y must be on the same device");
+  TORCH_CHECK(p.win % 2 == 1 && p.win >= kMinWindow && p.win <= kMaxWindow, op,
+              ": window_size must be odd, 3 to 15, got ", p.win);
+  TORCH_CHECK(x.size(2) >= p.win && x.size(3) >= p.win, op, ": images of ", x.size(2), "x",
+              x.size(3), " are smaller than the ", p.win, "x", p.win, " window");
+  TORCH_CHECK(p.padding >= kPadValid && p.padding <= kPadReflect, op,
+              ": padding code must be 0 (valid), 1 (zeros) or 2 (reflect), got ", p.padding);
+  TORCH_CHECK(p.stat >= kStatSsim && p.stat <= kStatMix, op,
+              ": stat code must be 0 (ssim), 1 (cs) or 2 (ssim + l1), got ", p.stat);
+  TORCH_CHECK(p.sigma > 0 && p.data_range > 0 && p.k1 > 0 && p.k2 > 0, op,
+              ": sigma, data_range, k1 and k2 must be > 0");
+  TORCH_CHECK(x.numel() > 0, op, ": x has no elements");
+}
+
+void check_mask(const char* op, const at::Tensor& x, const at::Tensor& m) {
+  TORCH_CHECK(m.dim() == 4 && m.size(0) == x.size(0) && (m.size(1) == 1 || m.size(1) == x.size(1)) &&
+                  m.size(2) == x.size(2) && m.size(3) == x.size(3),
+              op, ": mask must have shape (N, 1, H, W) or (N, C, H, W) matching x ", x.sizes(),
+              ", got ", m.sizes());
+  TORCH_CHECK(m.scalar_type() == x.scalar_type(), op, ": mask must have x's dtype");
+  TORCH_CHECK(m.device() == x.device(), op, ": mask must be on x's device");
+}
+
+template <typename T>
+Job<T> make_job(const at::Tensor& x, const at::Tensor& y, const Params& p) {
+  Job<T> job;
+  job.g = make_geometry(x, p.win, p.padding);
+  job.stat = p.stat;
+  const double c1 = (p.k1 * p.data_range) * (p.k1 * p.data_range);
+  const double c2 = (p.k2 * p.data_range) * (p.k2 * p.data_range);
+  job.k = SsimConsts<T>{T(c1), T(c2), T(p.alpha), T((1.0 - p.alpha) / p.data_range)};
+  double w[kMaxWindow];
+  ssim_window(int(p.win), p.sigma, w);
+  for (int i = 0; i < p.win; ++i) job.window[i] = T(w[i]);
+  job.io = row_io<T>(x.scalar_type());
+  job.x = view_of(x);
+  job.y = view_of(y);
+  return job;
+}
+
+// The gradient outputs, laid out as x (channels_last stays channels_last).
+at::Tensor empty_grad(const at::Tensor& x) {
+  const bool cl = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  return at::empty_like(x, cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+}
+
+template <typename T>
+void set_grads(Job<T>& job, const at::Tensor& x, bool need_x, bool need_y, at::Tensor& gx,
+               at::Tensor& gy) {
+  job.grad = true;
+  job.need_x = need_x;
+  job.need_y = need_y;
+  gx = need_x ? empty_grad(x) : at::empty({0}, x.options());
+  gy = need_y ? empty_grad(x) : at::empty({0}, x.options());
+  const at::Tensor& ref = need_x ? gx : gy;
+  if (need_x || need_y) {
+    job.gsn = ref.stride(0);
+    job.gsc = ref.stride(1);
+    job.gsh = ref.stride(2);
+    job.gsw = ref.stride(3);
+  }
+  job.gx = need_x ? static_cast<char*>(gx.mutable_data_ptr()) : nullptr;
+  job.gy = need_y ? static_cast<char*>(gy.mutable_data_ptr()) : nullptr;
+  if (job.g.padding == kPadReflect) {
+    // Rows 1..pad and h-1-pad..h-2 receive the reflected padding rows.
+    const int64_t h = job.g.h, pad = job.g.pad;
+    job.fold_slot.assign(h, -1);
+    int next = 0;
+    for (int64_t j = 0; j < h; ++j) {
+      if ((j >= 1 && j <= pad) || (j >= h - 1 - pad && j <= h - 2)) job.fold_slot[j] = next++;
+    }
+    job.fold_rows = next;
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> sums_tensors(const std::vector<BandSums>& sums,
+                                                const at::Tensor& x) {
+  const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  auto s = at::empty({x.size(0), x.size(1)}, x.options().dtype(at::kDouble));
+  auto w = at::empty_like(s);
+  double* sp = s.data_ptr<double>();
+  double* wp = w.data_ptr<double>();
+  for (size_t i = 0; i < sums.size(); ++i) {
+    sp[i] = sums[i].wv;
+    wp[i] = sums[i].w;
+  }
+  return {s.to(opmath), w.to(opmath)};
+}
+
+template <typename Fn>
+void dispatch_opmath(at::ScalarType st, Fn&& fn) {
+  if (st == at::kDouble) {
+    fn.template operator()<double>();
+  } else {
+    fn.template operator()<float>();
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_impl(
+    const char* op, const at::Tensor& x, const at::Tensor& y, const std::optional<at::Tensor>& mask,
+    const Params& p, bool grad, bool need_x, bool need_y, double grad_scale) {
+  check_inputs(op, x, y, p);
+  at::Tensor m;
+  if (mask.has_value() && mask->defined()) {
+    check_mask(op, x, *mask);
+    m = *mask;
+  }
+  at::Tensor gx, gy;
+  std::tuple<at::Tensor, at::Tensor> st;
+  dispatch_opmath(x.scalar_type(), [&]<typename T>() {
+    Job<T> job = make_job<T>(x, y, p);
+    job.mask = view_of(m);
+    job.scale = grad_scale;
+    if (grad) set_grads(job, x, need_x, need_y, gx, gy);
+    st = sums_tensors(run_job(job), x);
+  });
+  return {std::get<0>(st), std::get<1>(st), gx, gy};
+}
+
+std::tuple<at::Tensor, at::Tensor> ssim_forward(const at::Tensor& x, const at::Tensor& y,
+                                                const std::optional<at::Tensor>& mask,
+                                                int64_t window_size, double sigma, double k1,
+                                                double k2, double data_range, int64_t padding,
+                                                int64_t stat, double alpha) {
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  auto r = forward_impl("ssim_forward", x, y, mask, p, false, false, false, 1.0);
+  return {std::get<0>(r), std::get<1>(r)};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> ssim_forward_with_grad(
+    const at::Tensor& x, const at::Tensor& y, const std::optional<at::Tensor>& mask,
+    int64_t window_size, double sigma, double k1, double k2, double data_range, int64_t padding,
+    int64_t stat, double alpha, bool need_x, bool need_y, double grad_scale) {
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  return forward_impl("ssim_forward_with_grad", x, y, mask, p, true, need_x, need_y, grad_scale);
+}
+
+std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                 const at::Tensor& y,
+                                                 const std::optional<at::Tensor>& mask,
+                                                 int64_t window_size, double sigma, double k1,
+                                                 double k2, double data_range, int64_t padding,
+                                                 int64_t stat, double alpha, bool need_x,
+                                                 bool need_y) {
+  constexpr const char* op = "ssim_backward";
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  check_inputs(op, x, y, p);
+  TORCH_CHECK(grad.numel() == x.size(0) * x.size(1), op,
+              ": grad must have N * C elements (one per plane), got ", grad.sizes());
+  at::Tensor m;
+  if (mask.has_value() && mask->defined()) {
+    check_mask(op, x, *mask);
+    m = *mask;
+  }
+  const at::Tensor factor = grad.to(at::kDouble).contiguous();
+  at::Tensor gx, gy;
+  dispatch_opmath(x.scalar_type(), [&]<typename T>() {
+    Job<T> job = make_job<T>(x, y, p);
+    job.mask = view_of(m);
+    job.factor = factor.const_data_ptr<double>();
+    set_grads(job, x, need_x, need_y, gx, gy);
+    if (need_x || need_y) run_job(job);
+  });
+  return {gx, gy};
+}
+
+at::Tensor ssim_map_forward(const at::Tensor& x, const at::Tensor& y, int64_t window_size,
+                            double sigma, double k1, double k2, double data_range, int64_t padding,
+                            int64_t stat, double alpha) {
+  constexpr const char* op = "ssim_map_forward";
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  check_inputs(op, x, y, p);
+  at::Tensor map;
+  dispatch_opmath(x.scalar_type(), [&]<typename T>() {
+    Job<T> job = make_job<T>(x, y, p);
+    map = at::empty({job.g.n, job.g.c, job.g.ho, job.g.wo}, x.options().memory_format(
+                                                                 at::MemoryFormat::Contiguous));
+    job.map = static_cast<char*>(map.mutable_data_ptr());
+    run_job(job);
+  });
+  return map;
+}
+
+std::tuple<at::Tensor, at::Tensor> ssim_map_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                     const at::Tensor& y, int64_t window_size,
+                                                     double sigma, double k1, double k2,
+                                                     double data_range, int64_t padding,
+                                                     int64_t stat, double alpha, bool need_x,
+                                                     bool need_y) {
+  constexpr const char* op = "ssim_map_backward";
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  check_inputs(op, x, y, p);
+  at::Tensor gx, gy;
+  dispatch_opmath(x.scalar_type(), [&]<typename T>() {
+    Job<T> job = make_job<T>(x, y, p);
+    const auto& g = job.g;
+    TORCH_CHECK(grad.dim() == 4 && grad.size(0) == g.n && grad.size(1) == g.c &&
+                    grad.size(2) == g.ho && grad.size(3) == g.wo,
+                op, ": grad must have the map's shape (", g.n, ", ", g.c, ", ", g.ho, ", ", g.wo,
+                "), got ", grad.sizes());
+    const at::Tensor gm = grad.to(x.scalar_type());
+    job.grad_map = view_of(gm);
+    set_grads(job, x, need_x, need_y, gx, gy);
+    if (need_x || need_y) run_job(job);
+  });
+  return {gx, gy};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastgan, CPU, m) {
+  m.impl("ssim_forward", &ssim_forward);
+  m.impl("ssim_backward", &ssim_backward);
+  m.impl("ssim_forward_with_grad", &ssim_forward_with_grad);
+  m.impl("ssim_map_forward", &ssim_map_forward);
+  m.impl("ssim_map_backward", &ssim_map_backward);
+}
+
+}  // namespace fastgan::cpu

@@ -1,0 +1,411 @@
+// The compute core of the CPU SSIM kernels (csrc/cpu/ssim.cpp): the 1-D filters, the
+// per-row SSIM maths and the streaming band pipeline run_band.
+//
+// Included twice by ssim.cpp, inside two namespaces: once with the build's flags and once
+// under `#pragma GCC target("avx512f,...")`, and ssim.cpp picks one at run time, so a
+// build for AVX2 (or the baseline) still uses 512-bit vectors where the CPU has them.
+// Hence no include guard and no includes here: ssim.cpp includes everything this needs
+// (and defines Job, Band, Scratch, ...) first.
+
+// ---------------------------------------------------------------------------
+// The 1-D filters. WIN > 0: compile-time window (fully unrolled); WIN == 0: runtime.
+
+// The window is symmetric (g[t] = g[win - 1 - t]): the compile-time filters add the
+// mirrored taps first, r + 1 multiplies instead of win (the adds run on other FP pipes).
+
+// out[c] = sum_t g[t] in[c + t], c < n.
+template <int WIN, typename T>
+void hfilter(const T* __restrict in, const T* __restrict g, int win, int64_t n,
+             T* __restrict out) {
+  if constexpr (WIN > 0) {
+    constexpr int R = WIN / 2;
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) {
+      T s = g[R] * in[c + R];
+      for (int t = 0; t < R; ++t) s += g[t] * (in[c + t] + in[c + WIN - 1 - t]);
+      out[c] = s;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) {
+      T s = 0;
+      for (int t = 0; t < win; ++t) s += g[t] * in[c + t];
+      out[c] = s;
+    }
+  }
+}
+
+// out[c] = sum_t g[t] rows[t][c], c < n.
+template <int WIN, typename T>
+void vfilter(const T* const* rows, const T* __restrict g, int win, int64_t n, T* __restrict out) {
+  if constexpr (WIN > 0) {
+    constexpr int R = WIN / 2;
+    const T* r[WIN];
+    for (int t = 0; t < WIN; ++t) r[t] = rows[t];
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) {
+      T s = g[R] * r[R][c];
+      for (int t = 0; t < R; ++t) s += g[t] * (r[t][c] + r[WIN - 1 - t][c]);
+      out[c] = s;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) out[c] = g[0] * rows[0][c];
+    for (int t = 1; t < win; ++t) {
+      const T* __restrict r = rows[t];
+      const T gt = g[t];
+#pragma omp simd
+      for (int64_t c = 0; c < n; ++c) out[c] += gt * r[c];
+    }
+  }
+}
+
+// Two consecutive output rows from win + 1 input rows: out0 from rows[0 .. win - 1],
+// out1 from rows[1 .. win]; each row is read once for both (half the cache traffic of
+// two vfilter calls, which is what bounds the vertical passes).
+template <int WIN, typename T>
+void vfilter2(const T* const* rows, const T* __restrict g, int win, int64_t n,
+              T* __restrict out0, T* __restrict out1) {
+  if constexpr (WIN > 0) {
+    constexpr int R = WIN / 2;
+    const T* r[WIN + 1];
+    for (int t = 0; t <= WIN; ++t) r[t] = rows[t];
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) {
+      T s0 = g[R] * r[R][c];
+      T s1 = g[R] * r[R + 1][c];
+      for (int t = 0; t < R; ++t) {
+        s0 += g[t] * (r[t][c] + r[WIN - 1 - t][c]);
+        s1 += g[t] * (r[t + 1][c] + r[WIN - t][c]);
+      }
+      out0[c] = s0;
+      out1[c] = s1;
+    }
+  } else {
+    vfilter<0>(rows, g, win, n, out0);
+    vfilter<0>(rows + 1, g, win, n, out1);
+  }
+}
+
+template <typename T>
+void products(const T* __restrict x, const T* __restrict y, int64_t n, bool mix,
+              T* __restrict p2, T* __restrict pxy, T* __restrict pl1) {
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) {
+    p2[c] = x[c] * x[c] + y[c] * y[c];
+    pxy[c] = x[c] * y[c];
+  }
+  if (mix) {
+#pragma omp simd
+    for (int64_t c = 0; c < n; ++c) pl1[c] = std::fabs(x[c] - y[c]);
+  }
+}
+
+// The SSIM value of one output row, its weighted sums and (GRAD) the coefficient rows.
+// w: the mask (or upstream map) weights of the row; the coefficients use w * scale.
+template <int STAT, bool GRAD, typename T>
+void pointwise_row(const T* const* m, const T* __restrict w, T scale, int64_t n,
+                   const SsimConsts<T>& k, T* __restrict val, T* const* coef, double& sum_wv,
+                   double& sum_w) {
+  const T* __restrict mx = m[0];
+  const T* __restrict my = m[1];
+  const T* __restrict ev = m[2];
+  const T* __restrict exy = m[3];
+  const T* __restrict l1 = m[4];
+  T* __restrict cmx = coef[0];
+  T* __restrict cmy = coef[1];
+  T* __restrict cv = coef[2];
+  T* __restrict cxy = coef[3];
+  T* __restrict cl1 = coef[4];
+  T a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+  for (int64_t c = 0; c < n; ++c) {
+    const T lv = STAT == kStatMix ? l1[c] : T(0);
+    const SsimPoint<T> p = ssim_point<STAT>(mx[c], my[c], ev[c], exy[c], lv, w[c] * scale, k);
+    val[c] = p.value;
+    a += w[c] * p.value;
+    b += w[c];
+    if constexpr (GRAD) {
+      cmx[c] = p.mx;
+      cmy[c] = p.my;
+      cv[c] = p.v;
+      cxy[c] = p.xy;
+      if constexpr (STAT == kStatMix) cl1[c] = p.l1;
+    }
+  }
+  sum_wv += double(a);
+  sum_w += double(b);
+}
+
+// g = A_mx + 2 x A_v + y A_xy (+ sign(x - y) A_l1) for a = x, b = y; for y swap the
+// roles: A_my, a = y, b = x (d|x - y|/dy = sign(y - x)).
+template <bool MIX, typename T>
+void combine_grad(const T* __restrict am, const T* __restrict av, const T* __restrict axy,
+                  const T* __restrict al1, const T* __restrict a, const T* __restrict b,
+                  int64_t n, T* __restrict out) {
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) {
+    T v = am[c] + T(2) * a[c] * av[c] + b[c] * axy[c];
+    if constexpr (MIX) v += sign_of(a[c] - b[c]) * al1[c];
+    out[c] = v;
+  }
+}
+
+template <typename T>
+void add_row(const T* __restrict in, int64_t n, T* __restrict out) {
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) out[c] += in[c];
+}
+
+// Ring slots per ring: output rows are processed in pairs (vfilter2) and gradient rows
+// may wait one row for their partner, so the rings keep win + 2 rows.
+template <int WIN>
+constexpr int ring_slots(int win) {
+  return (WIN > 0 ? WIN : win) + 2;
+}
+
+template <typename T, int WIN>
+BandSums run_band(const Job<T>& job, int64_t plane, const Band& band, Scratch<T>& s) {
+  const Geometry& g = job.g;
+  const int win = WIN > 0 ? WIN : g.win;
+  const int r = win / 2;
+  const int rs = ring_slots<WIN>(win);
+  const bool mix = job.stat == kStatMix;
+  const int nm = mix ? 5 : 4;
+  const T* gw = job.window.data();
+  s.next = 0;
+  // Rings indexed by row % rs.
+  auto xring = s.rows(rs), yring = s.rows(rs);
+  T* p2 = s.row();
+  T* pxy = s.row();
+  T* pl1 = s.row();
+  std::vector<std::vector<T*>> hm(nm);
+  for (auto& v : hm) v = s.rows(rs);
+  T* zero = s.row();
+  std::fill(zero, zero + s.stride, T(0));
+  // Per row of a pair: moments, weights, values; gradients: coefficient rows padded by 2r
+  // zeros on each side, the transposed filters, the padded gradient rows.
+  struct PairRows {
+    std::vector<T*> m, coef, cpad, arow;
+    T *w = nullptr, *v = nullptr, *gx = nullptr, *gy = nullptr;
+  } pr[2];
+  for (auto& p : pr) {
+    p.m = s.rows(5);
+    p.w = s.row();
+    p.v = s.row();
+    if (!mix) p.m[4] = zero;
+    p.coef.assign(5, p.v);  // unused by the no-grad pointwise
+    if (job.grad) {
+      p.cpad = s.rows(5);
+      p.arow = s.rows(5);
+      for (int k = 0; k < 5; ++k) {
+        std::fill(p.cpad[k], p.cpad[k] + s.stride, T(0));
+        p.coef[k] = p.cpad[k] + 2 * r;
+      }
+      p.gx = s.row();
+      p.gy = s.row();
+    }
+  }
+  // Coefficient maps used: 0 mx, 1 my, 2 v, 3 xy, 4 l1.
+  const std::array<bool, 5> used{job.need_x, job.need_y, true, true, mix};
+  std::vector<std::vector<T*>> ha(5);
+  T* fold = nullptr;
+  if (job.grad) {
+    for (int k = 0; k < 5; ++k) {
+      if (used[k]) ha[k] = s.rows(rs);
+    }
+    if (job.fold_rows > 0) {
+      fold = s.row();
+      for (int k = 1; k < 2 * job.fold_rows; ++k) s.row();
+      std::fill(fold, fold + 2 * job.fold_rows * s.stride, T(0));
+    }
+  }
+
+  const int64_t plane_n = plane / g.c, plane_c = plane % g.c;
+  const T factor = job.factor ? T(job.factor[plane]) : T(job.scale);
+  BandSums sums;
+
+  auto weight_row = [&](int64_t o, T* wrow) {
+    if (job.grad_map.defined()) {
+      const View& v = job.grad_map;
+      job.io.load(v.data + (plane_n * v.sn + plane_c * v.sc + o * v.sh) * job.io.elem, v.sw, g.wo,
+                  wrow);
+    } else if (job.mask.defined()) {
+      const View& v = job.mask;
+      const int64_t row = o + r - g.pad, col = r - g.pad;
+      job.io.load(v.data + (plane_n * v.sn + plane_c * v.sc + row * v.sh + col * v.sw) * job.io.elem,
+                  v.sw, g.wo, wrow);
+    } else {
+      std::fill(wrow, wrow + g.wo, T(1));
+    }
+  };
+
+  auto write_grad = [&](char* out, int64_t j, const T* row) {
+    job.io.store(row, out + (plane_n * job.gsn + plane_c * job.gsc + j * job.gsh) * job.io.elem,
+                 job.gsw, g.w);
+  };
+
+  // The value of output row o (pair half p.m already holds its moments), its sums, map
+  // row and, for gradients, the transposed horizontal filter of its coefficients.
+  auto finish_output_row = [&](int64_t o, PairRows& p) {
+    weight_row(o, p.w);
+    double swv = 0.0, sw = 0.0;
+    const T* const* m = p.m.data();
+    T* const* cf = p.coef.data();
+    if (job.grad) {
+      switch (job.stat) {
+        case kStatSsim: pointwise_row<kStatSsim, true>(m, p.w, factor, g.wo, job.k, p.v, cf, swv, sw); break;
+        case kStatCs: pointwise_row<kStatCs, true>(m, p.w, factor, g.wo, job.k, p.v, cf, swv, sw); break;
+        default: pointwise_row<kStatMix, true>(m, p.w, factor, g.wo, job.k, p.v, cf, swv, sw); break;
+      }
+    } else {
+      switch (job.stat) {
+        case kStatSsim: pointwise_row<kStatSsim, false>(m, p.w, factor, g.wo, job.k, p.v, cf, swv, sw); break;
+        case kStatCs: pointwise_row<kStatCs, false>(m, p.w, factor, g.wo, job.k, p.v, cf, swv, sw); break;
+        default: pointwise_row<kStatMix, false>(m, p.w, factor, g.wo, job.k, p.v, cf, swv, sw); break;
+      }
+    }
+    if (o >= band.o0 && o < band.o1) {
+      sums.wv += swv;
+      sums.w += sw;
+      if (job.map) job.io.store(p.v, job.map + ((plane * g.ho + o) * g.wo) * job.io.elem, 1, g.wo);
+    }
+    if (job.grad) {
+      for (int k = 0; k < 5; ++k) {
+        if (used[k]) hfilter<WIN>(p.cpad[k], gw, win, g.wp, ha[k][o % rs]);
+      }
+    }
+  };
+
+  // Output rows o .. o + cnt - 1 (cnt 1 or 2): vertical filter of the moments, then values.
+  auto outputs = [&](int64_t o, int cnt) {
+    const T* rows[kMaxWindow + 1];
+    for (int k = 0; k < nm; ++k) {
+      for (int t = 0; t < win + cnt - 1; ++t) rows[t] = hm[k][(o + t) % rs];
+      if (cnt == 2) {
+        vfilter2<WIN>(rows, gw, win, g.wo, pr[0].m[k], pr[1].m[k]);
+      } else {
+        vfilter<WIN>(rows, gw, win, g.wo, pr[0].m[k]);
+      }
+    }
+    for (int h = 0; h < cnt; ++h) finish_output_row(o + h, pr[h]);
+  };
+
+  // Padded gradient rows q .. q + cnt - 1, once output rows up to q + cnt - 1 are done.
+  auto grad_rows = [&](int64_t q, int cnt) {
+    const T* rows[kMaxWindow + 1];
+    for (int k = 0; k < 5; ++k) {
+      if (!used[k]) continue;
+      for (int t = 0; t < win + cnt - 1; ++t) {
+        const int64_t o = q - 2 * r + t;
+        rows[t] = (o >= band.oc0 && o < band.oc1) ? ha[k][o % rs] : zero;
+      }
+      if (cnt == 2) {
+        vfilter2<WIN>(rows, gw, win, g.wp, pr[0].arow[k], pr[1].arow[k]);
+      } else {
+        vfilter<WIN>(rows, gw, win, g.wp, pr[0].arow[k]);
+      }
+    }
+    for (int h = 0; h < cnt; ++h) {
+      const int64_t qh = q + h;
+      PairRows& p = pr[h];
+      if (g.padding == kPadZero && (qh < g.pad || qh >= g.pad + g.h)) continue;  // padding only
+      const T* xq = xring[qh % rs];
+      const T* yq = yring[qh % rs];
+      const std::vector<T*>& a = p.arow;
+      if (job.need_x) {
+        if (mix) {
+          combine_grad<true>(a[0], a[2], a[3], a[4], xq, yq, g.wp, p.gx);
+        } else {
+          combine_grad<false>(a[0], a[2], a[3], a[4], xq, yq, g.wp, p.gx);
+        }
+      }
+      if (job.need_y) {
+        if (mix) {
+          combine_grad<true>(a[1], a[2], a[3], a[4], yq, xq, g.wp, p.gy);
+        } else {
+          combine_grad<false>(a[1], a[2], a[3], a[4], yq, xq, g.wp, p.gy);
+        }
+      }
+      const std::array<std::pair<char*, T*>, 2> outs{
+          std::pair{job.need_x ? job.gx : nullptr, p.gx},
+          std::pair{job.need_y ? job.gy : nullptr, p.gy}};
+      if (g.padding == kPadValid) {
+        for (auto [out, row] : outs)
+          if (out) write_grad(out, qh, row);
+        continue;
+      }
+      const int64_t pad = g.pad;
+      if (g.padding == kPadZero) {
+        for (auto [out, row] : outs)
+          if (out) write_grad(out, qh - pad, row + pad);
+        continue;
+      }
+      // Reflect: fold the padding columns, then the row, back into the image.
+      const int64_t j = reflect_index(qh - pad, g.h);
+      const int slot = job.fold_slot[j];
+      for (int which = 0; which < 2; ++which) {
+        auto [out, row] = outs[which];
+        if (!out) continue;
+        for (int64_t c = 0; c < pad; ++c) {
+          row[2 * pad - c] += row[c];
+          row[pad + g.w - 2 - c] += row[pad + g.w + c];
+        }
+        if (slot >= 0) {
+          add_row(row + pad, g.w, fold + (which * job.fold_rows + slot) * s.stride);
+        } else {
+          write_grad(out, j, row + pad);
+        }
+      }
+    }
+  };
+
+  // Gradient rows from next_q up to limit: in pairs; a single last row only when final.
+  int64_t next_q = band.p0;
+  auto drain = [&](int64_t limit, bool final) {
+    limit = std::min(limit, band.p1 - 1);
+    while (next_q + 1 <= limit) {
+      grad_rows(next_q, 2);
+      next_q += 2;
+    }
+    if (final && next_q == limit) {
+      grad_rows(next_q, 1);
+      ++next_q;
+    }
+  };
+
+  const int64_t i0 = band.oc0, i1 = band.oc1 + 2 * r;
+  int64_t next_o = band.oc0;
+  for (int64_t i = i0; i < i1; ++i) {
+    const int slot = int(i % rs);
+    T* xr = xring[slot];
+    T* yr = yring[slot];
+    load_padded_row(job, job.x, plane, i, xr);
+    load_padded_row(job, job.y, plane, i, yr);
+    products(xr, yr, g.wp, mix, p2, pxy, pl1);
+    const T* src[5] = {xr, yr, p2, pxy, pl1};
+    for (int k = 0; k < nm; ++k) hfilter<WIN>(src[k], gw, win, g.wo, hm[k][slot]);
+    const int64_t o = i - 2 * r;
+    if (o < band.oc0) continue;
+    if (o == next_o + 1) {
+      outputs(next_o, 2);
+    } else if (o == next_o && o == band.oc1 - 1) {
+      outputs(o, 1);
+    } else {
+      continue;  // the first of a pair: wait for its partner
+    }
+    next_o = o + 1;
+    if (job.grad) drain(o, false);
+  }
+  if (job.grad) {
+    drain(band.p1 - 1, true);  // output rows beyond oc1 contribute nothing
+    // Reflect: write the rows that received folded rows, those this band owns.
+    for (int64_t j = 0; j < g.h && job.fold_rows > 0; ++j) {
+      const int slot = job.fold_slot[j];
+      if (slot < 0 || j + g.pad < band.p0 || j + g.pad >= band.p1) continue;
+      if (job.need_x) write_grad(job.gx, j, fold + slot * s.stride);
+      if (job.need_y) write_grad(job.gy, j, fold + (job.fold_rows + slot) * s.stride);
+    }
+  }
+  return sums;
+}

@@ -1,0 +1,342 @@
+// CUDA kernels of the SSIM family; the semantics are those of csrc/cpu/ssim.cpp and the
+// maths that of common/ssim_common.h.
+//
+// Two kernels over 32x32 tiles of one (image, channel) plane (16x16 for float64), each
+// a chain of separable passes through shared memory:
+//   forward  (sums, map):  load the tile's padded input + 2r halo (x, y) -> horizontal
+//            Gaussian of x, y, x^2 + y^2, x y (, |x - y|) -> vertical Gaussian -> value;
+//            per-tile sums of w * value and w (a fixed-order block reduction), then one
+//            thread per plane adds its tiles in order (deterministic).
+//   backward (one fused kernel, nothing image-sized stored between the passes): for a
+//            tile of padded-input pixels q, load the input with a 4r halo, compute the
+//            moments and the coefficients a_k = w dv/dmoment_k on the (tile + 2r) map
+//            pixels that see q, then the transposed Gaussian (horizontal, vertical) and
+//            d/dx = A_mx + 2 x A_v + y A_xy (+ sign(x - y) A_l1), d/dy likewise.
+//            The moments of the halo are recomputed (about 1.7x the forward's filtering
+//            work for a 32x32 tile and window 11) instead of storing 4-5 full-size maps.
+// Bytes (S = N*C*H*W elements of b bytes): forward reads x, y (2S b, the halo from
+// L2); backward reads x, y and writes grad_x and/or grad_y (3-4 S b). Extra memory: the
+// gradients only, except reflect padding (a padded float32 gradient buffer per input,
+// folded back into the image with a few ATen ops).
+// Accumulation in float32 (float64 for float64). Launches on the current stream with a
+// device guard; the window and the constants travel by value (CUDA-graph capturable).
+// The kernels live in cuda/ssim_kernels.cuh; this file holds the host side.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "common/ssim_common.h"
+#include "cuda/ssim_kernels.cuh"
+
+namespace fastgan::cuda {
+namespace {
+
+using namespace ssim_kernels;
+
+template <typename scalar_t>
+View<scalar_t> view_of(const at::Tensor& t) {
+  View<scalar_t> v;
+  if (!t.defined()) return v;
+  v.p = t.const_data_ptr<scalar_t>();
+  v.sn = t.stride(0);
+  v.sc = t.size(1) == 1 ? 0 : t.stride(1);
+  v.sh = t.stride(2);
+  v.sw = t.stride(3);
+  return v;
+}
+
+// ---------------------------------------------------------------------------
+// Host side.
+
+struct Params {
+  int64_t win, padding, stat;
+  double sigma, k1, k2, data_range, alpha;
+};
+
+void check_inputs(const char* op, const at::Tensor& x, const at::Tensor& y, const Params& p) {
+  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", x.dim(), "-D");
+  TORCH_CHECK(x.sizes() == y.sizes(), op, ": x and y must have the same shape, got ", x.sizes(),
+              " and ", y.sizes());
+  TORCH_CHECK(x.scalar_type() == y.scalar_type(), op, ": x and y must have the same dtype");
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": x must be a floating tensor");
+  TORCH_CHECK(x.device() == y.device(), op, ": x and y must be on the same device");
+  TORCH_CHECK(p.win % 2 == 1 && p.win >= kMinWindow && p.win <= kMaxWindow, op,
+              ": window_size must be odd, 3 to 15, got ", p.win);
+  TORCH_CHECK(x.size(2) >= p.win && x.size(3) >= p.win, op, ": images of ", x.size(2), "x",
+              x.size(3), " are smaller than the ", p.win, "x", p.win, " window");
+  TORCH_CHECK(p.padding >= kPadValid && p.padding <= kPadReflect, op,
+              ": padding code must be 0 (valid), 1 (zeros) or 2 (reflect), got ", p.padding);
+  TORCH_CHECK(p.stat >= kStatSsim && p.stat <= kStatMix, op,
+              ": stat code must be 0 (ssim), 1 (cs) or 2 (ssim + l1), got ", p.stat);
+  TORCH_CHECK(p.sigma > 0 && p.data_range > 0 && p.k1 > 0 && p.k2 > 0, op,
+              ": sigma, data_range, k1 and k2 must be > 0");
+  TORCH_CHECK(x.numel() > 0, op, ": x has no elements");
+}
+
+at::Tensor checked_mask(const char* op, const at::Tensor& x,
+                        const std::optional<at::Tensor>& mask) {
+  if (!mask.has_value() || !mask->defined()) return at::Tensor();
+  const at::Tensor& m = *mask;
+  TORCH_CHECK(m.dim() == 4 && m.size(0) == x.size(0) && (m.size(1) == 1 || m.size(1) == x.size(1)) &&
+                  m.size(2) == x.size(2) && m.size(3) == x.size(3),
+              op, ": mask must have shape (N, 1, H, W) or (N, C, H, W) matching x ", x.sizes(),
+              ", got ", m.sizes());
+  TORCH_CHECK(m.scalar_type() == x.scalar_type(), op, ": mask must have x's dtype");
+  TORCH_CHECK(m.device() == x.device(), op, ": mask must be on x's device");
+  return m;
+}
+
+Geometry make_geometry(const at::Tensor& x, const Params& p, int tile, bool padded_grid) {
+  Geometry g{};
+  g.c = x.size(1);
+  g.h = x.size(2);
+  g.w = x.size(3);
+  const int r = int(p.win / 2);
+  g.padding = int(p.padding);
+  g.pad = p.padding == kPadValid ? 0 : r;
+  g.hp = g.h + 2 * g.pad;
+  g.wp = g.w + 2 * g.pad;
+  g.ho = g.hp - 2 * r;
+  g.wo = g.wp - 2 * r;
+  const int64_t rows = padded_grid ? g.hp : g.ho, cols = padded_grid ? g.wp : g.wo;
+  const int64_t tiles_w = (cols + tile - 1) / tile, tiles_h = (rows + tile - 1) / tile;
+  TORCH_CHECK(tiles_w * tiles_h <= std::numeric_limits<int32_t>::max(), "ssim: image too large");
+  TORCH_CHECK(x.size(0) * x.size(1) <= 65535, "ssim: N * C must be at most 65535 on CUDA, got ",
+              x.size(0) * x.size(1));
+  g.tiles_w = int(tiles_w);
+  g.tiles = int(tiles_w * tiles_h);
+  return g;
+}
+
+template <typename T>
+Window<T> make_window(const Params& p) {
+  Window<T> w{};
+  double g[kMaxWindow];
+  ssim_window(int(p.win), p.sigma, g);
+  for (int i = 0; i < p.win; ++i) w.g[i] = T(g[i]);
+  w.win = int(p.win);
+  w.r = int(p.win / 2);
+  return w;
+}
+
+template <typename T>
+SsimConsts<T> make_consts(const Params& p) {
+  const double c1 = (p.k1 * p.data_range) * (p.k1 * p.data_range);
+  const double c2 = (p.k2 * p.data_range) * (p.k2 * p.data_range);
+  return SsimConsts<T>{T(c1), T(c2), T(p.alpha), T((1.0 - p.alpha) / p.data_range)};
+}
+
+template <typename Fn>
+void dispatch_stat(int64_t stat, Fn&& fn) {
+  switch (stat) {
+    case kStatSsim: fn(std::integral_constant<int, kStatSsim>{}); break;
+    case kStatCs: fn(std::integral_constant<int, kStatCs>{}); break;
+    default: fn(std::integral_constant<int, kStatMix>{}); break;
+  }
+}
+
+// Dynamic shared memory of a kernel, raising the 48 KiB default where needed.
+template <typename Kernel>
+void set_smem(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        int(bytes)));
+  }
+}
+
+// Runs the forward kernel; returns (sums, weights) and fills map when defined.
+std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor& x,
+                                               const at::Tensor& y, const at::Tensor& mask,
+                                               const Params& p, at::Tensor* map) {
+  const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const int64_t planes = x.size(0) * x.size(1);
+  auto sums = at::empty({x.size(0), x.size(1)}, x.options().dtype(opmath));
+  auto weights = at::empty_like(sums);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ssim_cuda", [&] {
+    using T = opmath_t<scalar_t>;
+    constexpr int TILE = kTile<T>;
+    const Geometry g = make_geometry(x, p, TILE, false);
+    if (map != nullptr) {
+      *map = at::empty({x.size(0), x.size(1), g.ho, g.wo},
+                       x.options().memory_format(at::MemoryFormat::Contiguous));
+    }
+    auto part = at::empty({planes, g.tiles, 2}, x.options().dtype(opmath));
+    const int r = int(p.win / 2);
+    const int rh = TILE + 2 * r;
+    dispatch_stat(p.stat, [&](auto sc) {
+      constexpr int STAT = decltype(sc)::value;
+      const size_t smem = sizeof(T) * (2 * rh * rh + kMoments<STAT> * rh * TILE);
+      auto kernel = ssim_forward_kernel<scalar_t, STAT>;
+      set_smem(kernel, smem);
+      kernel<<<dim3(g.tiles, planes), kThreads, smem, stream>>>(
+          view_of<scalar_t>(x), view_of<scalar_t>(y), view_of<scalar_t>(mask), g,
+          make_window<T>(p), make_consts<T>(p), part.mutable_data_ptr<T>(),
+          map != nullptr ? map->mutable_data_ptr<scalar_t>() : nullptr);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+    const int blocks = int((planes + kFinishThreads - 1) / kFinishThreads);
+    ssim_finish_kernel<T><<<blocks, kFinishThreads, 0, stream>>>(
+        part.const_data_ptr<T>(), planes, g.tiles, sums.mutable_data_ptr<T>(),
+        weights.mutable_data_ptr<T>());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {sums, weights};
+}
+
+at::Tensor empty_grad(const at::Tensor& x) {
+  const bool cl = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+  return at::empty_like(x, cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+}
+
+// The gradient of the padded planes (P, HP, WP) folded back into the image (reflect).
+at::Tensor fold_reflect(const at::Tensor& gp, int64_t h, int64_t w, int64_t pad) {
+  using at::indexing::Slice;
+  auto rows = gp.index({Slice(), Slice(pad, pad + h), Slice()}).clone();
+  rows.index({Slice(), Slice(1, pad + 1), Slice()})
+      .add_(gp.index({Slice(), Slice(0, pad), Slice()}).flip({1}));
+  rows.index({Slice(), Slice(h - 1 - pad, h - 1), Slice()})
+      .add_(gp.index({Slice(), Slice(pad + h, at::indexing::None), Slice()}).flip({1}));
+  auto out = rows.index({Slice(), Slice(), Slice(pad, pad + w)}).clone();
+  out.index({Slice(), Slice(), Slice(1, pad + 1)})
+      .add_(rows.index({Slice(), Slice(), Slice(0, pad)}).flip({2}));
+  out.index({Slice(), Slice(), Slice(w - 1 - pad, w - 1)})
+      .add_(rows.index({Slice(), Slice(), Slice(pad + w, at::indexing::None)}).flip({2}));
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> run_backward(const char* op, const at::Tensor& x,
+                                                const at::Tensor& y, const at::Tensor& mask,
+                                                const at::Tensor& grad_map,
+                                                const at::Tensor& factor, const Params& p,
+                                                bool need_x, bool need_y) {
+  at::Tensor gx = need_x ? empty_grad(x) : at::empty({0}, x.options());
+  at::Tensor gy = need_y ? empty_grad(x) : at::empty({0}, x.options());
+  if (!(need_x || need_y)) return {gx, gy};
+  const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const int64_t planes = x.size(0) * x.size(1);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const bool reflect = p.padding == kPadReflect;
+  at::Tensor px, py;  // reflect: padded float gradients
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ssim_cuda", [&] {
+    using T = opmath_t<scalar_t>;
+    constexpr int TILE = kTile<T>;
+    const Geometry g = make_geometry(x, p, TILE, true);
+    GradOut<T> out;
+    const at::Tensor& ref = need_x ? gx : gy;
+    out.sn = ref.stride(0);
+    out.sc = ref.stride(1);
+    out.sh = ref.stride(2);
+    out.sw = ref.stride(3);
+    if (reflect) {
+      if (need_x) px = at::empty({planes, g.hp, g.wp}, x.options().dtype(opmath));
+      if (need_y) py = at::empty({planes, g.hp, g.wp}, x.options().dtype(opmath));
+      out.gx = need_x ? px.mutable_data_ptr() : nullptr;
+      out.gy = need_y ? py.mutable_data_ptr() : nullptr;
+    } else {
+      out.gx = need_x ? gx.mutable_data_ptr() : nullptr;
+      out.gy = need_y ? gy.mutable_data_ptr() : nullptr;
+    }
+    const int r = int(p.win / 2);
+    const int rh = TILE + 4 * r, ch = TILE + 2 * r;
+    const T* f = factor.defined() ? factor.const_data_ptr<T>() : nullptr;
+    dispatch_stat(p.stat, [&](auto sc) {
+      constexpr int STAT = decltype(sc)::value;
+      constexpr int NM = kMoments<STAT>;
+      const size_t smem = sizeof(T) * (2 * rh * rh + NM * rh * ch + NM * ch * ch);
+      auto kernel = ssim_backward_kernel<scalar_t, STAT>;
+      set_smem(kernel, smem);
+      kernel<<<dim3(g.tiles, planes), kThreads, smem, stream>>>(
+          view_of<scalar_t>(x), view_of<scalar_t>(y), view_of<scalar_t>(mask),
+          view_of<scalar_t>(grad_map), f, g, make_window<T>(p), make_consts<T>(p), out);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  });
+  if (reflect) {
+    const int64_t pad = p.win / 2, h = x.size(2), w = x.size(3);
+    if (need_x) gx.copy_(fold_reflect(px, h, w, pad).view(x.sizes()));
+    if (need_y) gy.copy_(fold_reflect(py, h, w, pad).view(x.sizes()));
+  }
+  return {gx, gy};
+}
+
+std::tuple<at::Tensor, at::Tensor> ssim_forward(const at::Tensor& x, const at::Tensor& y,
+                                                const std::optional<at::Tensor>& mask,
+                                                int64_t window_size, double sigma, double k1,
+                                                double k2, double data_range, int64_t padding,
+                                                int64_t stat, double alpha) {
+  constexpr const char* op = "ssim_forward";
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  check_inputs(op, x, y, p);
+  const c10::cuda::CUDAGuard guard(x.device());
+  return run_forward(op, x, y, checked_mask(op, x, mask), p, nullptr);
+}
+
+std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                 const at::Tensor& y,
+                                                 const std::optional<at::Tensor>& mask,
+                                                 int64_t window_size, double sigma, double k1,
+                                                 double k2, double data_range, int64_t padding,
+                                                 int64_t stat, double alpha, bool need_x,
+                                                 bool need_y) {
+  constexpr const char* op = "ssim_backward";
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  check_inputs(op, x, y, p);
+  TORCH_CHECK(grad.numel() == x.size(0) * x.size(1), op,
+              ": grad must have N * C elements (one per plane), got ", grad.sizes());
+  TORCH_CHECK(grad.device() == x.device(), op, ": grad must be on x's device");
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor factor = grad.reshape({-1}).to(opmath).contiguous();
+  return run_backward(op, x, y, checked_mask(op, x, mask), at::Tensor(), factor, p, need_x,
+                      need_y);
+}
+
+at::Tensor ssim_map_forward(const at::Tensor& x, const at::Tensor& y, int64_t window_size,
+                            double sigma, double k1, double k2, double data_range, int64_t padding,
+                            int64_t stat, double alpha) {
+  constexpr const char* op = "ssim_map_forward";
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  check_inputs(op, x, y, p);
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor map;
+  run_forward(op, x, y, at::Tensor(), p, &map);
+  return map;
+}
+
+std::tuple<at::Tensor, at::Tensor> ssim_map_backward(const at::Tensor& grad, const at::Tensor& x,
+                                                     const at::Tensor& y, int64_t window_size,
+                                                     double sigma, double k1, double k2,
+                                                     double data_range, int64_t padding,
+                                                     int64_t stat, double alpha, bool need_x,
+                                                     bool need_y) {
+  constexpr const char* op = "ssim_map_backward";
+  const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
+  check_inputs(op, x, y, p);
+  const int64_t r = window_size / 2, shrink = padding == kPadValid ? 2 * r : 0;
+  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == x.size(0) && grad.size(1) == x.size(1) &&
+                  grad.size(2) == x.size(2) - shrink && grad.size(3) == x.size(3) - shrink,
+              op, ": grad must have the map's shape, got ", grad.sizes());
+  TORCH_CHECK(grad.device() == x.device(), op, ": grad must be on x's device");
+  const c10::cuda::CUDAGuard guard(x.device());
+  const at::Tensor gm = grad.to(x.scalar_type());
+  return run_backward(op, x, y, at::Tensor(), gm, at::Tensor(), p, need_x, need_y);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastgan, CUDA, m) {
+  m.impl("ssim_forward", &ssim_forward);
+  m.impl("ssim_backward", &ssim_backward);
+  m.impl("ssim_map_forward", &ssim_map_forward);
+  m.impl("ssim_map_backward", &ssim_map_backward);
+}
+
+}  // namespace fastgan::cuda

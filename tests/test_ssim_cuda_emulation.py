@@ -1,0 +1,94 @@
+"""The SSIM CUDA kernels' device code, compiled for the CPU with one thread per block
+(tests/cuda_emulation/ssim_emulation.cpp), against fastgan.reference: per-plane sums, the
+map and both gradients for every padding and stat, float32 and float64, with and without
+a mask, on shapes that cross tile boundaries. This checks the index arithmetic of the
+tiles, halos and transposed filters where no GPU exists (nvcc only compiles them, see
+.ci/check-cuda-compile); the real launches run in the GPU tests."""
+
+import itertools
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fastgan import reference as R
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE = ROOT / "tests" / "cuda_emulation" / "ssim_emulation.cpp"
+PADDINGS = {0: "valid", 1: "same", 2: "reflect"}
+STATS = {0: "ssim", 1: "cs", 2: "mix"}
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory):
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler (g++/c++) to build the CUDA-kernel emulation")
+    exe = tmp_path_factory.mktemp("emu") / "ssim_emulation"
+    cmd = [cxx, "-O1", "-std=c++20", f"-I{ROOT / 'csrc'}", str(SOURCE), "-o", str(exe)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, f"building the emulation failed:\n{result.stderr[-3000:]}"
+    return exe
+
+
+def fold_reflect(gp, h, w, pad):
+    """The padded-gradient fold of csrc/cuda/ssim.cu (fold_reflect), in torch."""
+    rows = gp[:, pad:pad + h, :].clone()
+    rows[:, 1:pad + 1, :] += gp[:, :pad, :].flip(1)
+    rows[:, h - 1 - pad:h - 1, :] += gp[:, pad + h:, :].flip(1)
+    out = rows[:, :, pad:pad + w].clone()
+    out[:, :, 1:pad + 1] += rows[:, :, :pad].flip(2)
+    out[:, :, w - 1 - pad:w - 1] += rows[:, :, pad + w:].flip(2)
+    return out
+
+
+# (N, C, H, W, window): several tiles (32, or 16 for float64), ragged edges, small images.
+SHAPES = [(2, 2, 37, 45, 11), (1, 1, 33, 70, 15), (2, 1, 13, 11, 3)]
+# Every shape x padding x stat, cycling through float32, float32 + mask, float64.
+VARIANTS = [(False, False), (False, True), (True, False)]
+CASES = [(s, p, st, *VARIANTS[(i + i // 3) % 3])
+         for i, (s, p, st) in enumerate(itertools.product(SHAPES, PADDINGS, STATS))]
+
+
+@pytest.mark.parametrize("shape,padding,stat,double,masked", CASES)
+def test_cuda_kernels_match_reference(harness, tmp_path, shape, padding, stat, double, masked):
+    n, c, h, w, win = shape
+    g = torch.Generator().manual_seed(hash((shape, padding, stat)) % 2**31)
+    x = torch.rand(n, c, h, w, generator=g, dtype=torch.float64)
+    y = (x + 0.4 * torch.rand(n, c, h, w, generator=g, dtype=torch.float64)).clamp(0, 1)
+    mask = torch.rand(n, 1, h, w, generator=g, dtype=torch.float64) if masked else None
+    factor = torch.randn(n, c, generator=g, dtype=torch.float64)
+    np_dtype = np.float64 if double else np.float32
+    for name, t in (("x", x), ("y", y), ("m", mask), ("f", factor)):
+        if t is not None:
+            t.numpy().astype(np_dtype).tofile(tmp_path / f"{name}.bin")
+    args = (n, c, h, w, win, padding, stat, int(double), 1 if masked else 0, 0.84)
+    subprocess.run([str(harness), *map(str, args), str(tmp_path)], check=True)
+
+    def read(name, shape_):
+        return torch.from_numpy(np.fromfile(tmp_path / f"{name}.bin", dtype=np_dtype)).view(shape_).double()
+
+    xr, yr = x.clone().requires_grad_(), y.clone().requires_grad_()
+    opts = dict(window_size=win, padding=PADDINGS[padding], stat=STATS[stat], alpha=0.84)
+    sums, weights = R.ssim_plane_sums(xr, yr, mask, **opts)
+    gx_ref, gy_ref = torch.autograd.grad((sums * factor).sum(), (xr, yr))
+    ref_map = R.ssim_stat_map(x, y, **opts)
+    r = win // 2
+    pad = 0 if padding == 0 else r
+    if padding == 2:
+        gx = fold_reflect(read("gx", (n * c, h + 2 * pad, w + 2 * pad)), h, w, pad).view(n, c, h, w)
+        gy = fold_reflect(read("gy", (n * c, h + 2 * pad, w + 2 * pad)), h, w, pad).view(n, c, h, w)
+    else:
+        gx, gy = read("gx", (n, c, h, w)), read("gy", (n, c, h, w))
+    tol = dict(rtol=1e-9, atol=1e-11) if double else dict(rtol=2e-5, atol=1e-5)
+    scale = float(weights.max())
+    torch.testing.assert_close(read("sums", (n, c)) / scale, sums.detach() / scale, **tol)
+    torch.testing.assert_close(read("weights", (n, c)), weights, **tol)
+    torch.testing.assert_close(read("map", tuple(ref_map.shape)), ref_map, **tol)
+    gscale = float(gx_ref.abs().max())
+    torch.testing.assert_close(gx / gscale, gx_ref / gscale, **tol)
+    torch.testing.assert_close(gy / gscale, gy_ref / gscale, **tol)
