@@ -80,9 +80,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             write(f"    {impl:<28}{b.stats.median * 1e3:10.3f} ms  x{ratio:6.2f}{extra}")
             rows.append({"group": group, "impl": impl, "median_s": b.stats.median,
                          "ratio_to_fastgan": ratio, **b.extra_info})
+    if not rows:
+        return
     RESULTS.mkdir(exist_ok=True)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     out = RESULTS / f"{dev}-latest.json"
+    # Merge: a run of some groups replaces those groups and keeps the others.
+    ran = {r["group"] for r in rows}
+    kept = []
+    if out.exists():
+        try:
+            kept = [r for r in json.loads(out.read_text()).get("results", []) if r.get("group") not in ran]
+        except (OSError, ValueError):
+            kept = []
     out.write_text(json.dumps({"device": device_name(), "torch": torch.__version__,
-                               "date": time.strftime("%Y-%m-%d"), "results": rows}, indent=1))
-    write(f"results written to {out}")
+                               "date": time.strftime("%Y-%m-%d"), "results": kept + rows}, indent=1))
+    write(f"results written to {out} ({len(rows)} rows from this run, {len(kept)} kept)")
