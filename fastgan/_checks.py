@@ -47,8 +47,10 @@ def check_images(op: str, x, y, names: tuple[str, str] = ("x", "y")) -> None:
         raise ValueError(f"{op}: {nx} has no elements, shape {_shape(x)}")
 
 
-def check_mask(op: str, mask, x: torch.Tensor) -> torch.Tensor | None:
-    """Validate a (N, 1, H, W) or (N, C, H, W) mask of weights and cast it to x's dtype."""
+def check_mask(op: str, mask, x: torch.Tensor, *, kernel_checks_range: bool = False) -> torch.Tensor | None:
+    """Validate a (N, 1, H, W) or (N, C, H, W) mask of weights and cast it to x's dtype.
+    ``kernel_checks_range``: the kernel that will run checks the [0, 1] range itself (the
+    C++ CPU kernels do, in a pass they make anyway), so no separate pass here."""
     if mask is None:
         return None
     check_tensor(op, "mask", mask)
@@ -65,7 +67,8 @@ def check_mask(op: str, mask, x: torch.Tensor) -> torch.Tensor | None:
         raise TypeError(
             f"{op}: mask must be bool or floating with weights in [0, 1], got {mask.dtype}"
             + (" (for a 0/255 image mask, use mask > 127 or mask / 255)" if mask.dtype == torch.uint8 else ""))
-    _check_mask_range(op, mask)
+    if not kernel_checks_range:
+        _check_mask_range(op, mask)
     return mask if mask.dtype == x.dtype else mask.to(x.dtype)
 
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import torch
 
-from fastgan import _checks, ops
+from fastgan import _checks, backends, ops
 from fastgan.ops.masked_loss import KIND_CODES
 
 __all__ = ["masked_l1", "masked_mse", "masked_charbonnier", "cosine_similarity_loss",
            "self_regularization_loss"]
 
 
+def _cpu_kernels_run(x: torch.Tensor) -> bool:
+    return backends.resolve(x.device.type, has_triton=True) == "cpu"
+
+
 def _masked(op: str, x, y, mask, kind: str, eps: float, reduction: str) -> torch.Tensor:
     _checks.check_images(op, x, y)
-    mask = _checks.check_mask(op, mask, x)
+    mask = _checks.check_mask(op, mask, x, kernel_checks_range=_cpu_kernels_run(x))
     code = _checks.reduction_code(op, reduction)
     loss = ops.masked_loss(x, y, mask, KIND_CODES[kind], eps, code)
     _checks.check_finite_result(op, loss, x=x, y=y, mask=mask)
@@ -64,7 +68,7 @@ def cosine_similarity_loss(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor 
     """
     op = "cosine_similarity_loss"
     _checks.check_images(op, x, y)
-    mask = _checks.check_mask(op, mask, x)
+    mask = _checks.check_mask(op, mask, x, kernel_checks_range=_cpu_kernels_run(x))
     code = _checks.reduction_code(op, reduction)
     if dim not in (None, 1):
         raise ValueError(f"{op}: dim must be None (per image) or 1 (per pixel), got {dim!r}")

@@ -15,6 +15,7 @@
 
 #include "common/cosine_loss.h"
 #include "common/loss_common.h"
+#include "cpu/mask_weights.h"
 
 namespace fastgan::cpu {
 namespace {
@@ -309,6 +310,7 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x, cons
                                                        int64_t reduction) {
   const Plan pl = make_plan("cosine_loss_forward", x, y, mask, dim, reduction);
   const ImageBatch& b = pl.b;
+  mask_weight_sums("cosine_loss_forward", b);  // for its [0, 1] check of the weights
   // dim 0: per task {x.y, x.x, y.y}; dim 1: per task {sum of per-pixel losses, 0, 0}.
   std::vector<std::array<double, 3>> partial(b.n * pl.tasks_per_image);
   for_each_chunk(pl, [&](const auto& v, int64_t t, int64_t, int64_t p0, int64_t p1) {
@@ -373,6 +375,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cosine_loss_forward_with_grad(
   const Plan pl = make_plan("cosine_loss_forward_with_grad", x, y, mask, dim, reduction);
   TORCH_CHECK(dim == 1, "cosine_loss_forward_with_grad: only the per-pixel loss (dim 1)");
   const ImageBatch& b = pl.b;
+  mask_weight_sums("cosine_loss_forward_with_grad", b);  // for its [0, 1] check
   const std::vector<double> ones(reduction == kNone ? b.n : 1, 1.0);
   const auto dcos = dcos_per_image(ones.data(), b.n, b.hw, dim, reduction);
   auto gx = need_x ? at::empty_like(b.x) : at::empty({0}, b.x.options());

@@ -2,7 +2,7 @@
 //
 // Three ops share one chunk loop:
 //  - masked_loss_forward: one pass over x, y and the mask giving per-image sums of
-//    w * e(x - y) and of the broadcast weights w;
+//    w * e(x - y); the weight sums (and the [0, 1] check) come from the mask alone;
 //  - masked_loss_backward: one pass writing grad_x = g * w * e'(x - y) / weight_sum;
 //  - masked_loss_forward_with_grad (CPU only): the loss AND grad_x for an upstream
 //    gradient of one in a single pass over x and y (the weight sums come first, from
@@ -19,6 +19,7 @@
 
 #include "common/loss_common.h"
 #include "common/pointwise_loss.h"
+#include "cpu/mask_weights.h"
 
 namespace fastgan::cpu {
 namespace {
@@ -28,62 +29,50 @@ constexpr int64_t kPixelsPerTask = 4096;
 template <typename scalar_t>
 using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
-struct ChunkSums {
-  double num = 0.0;  // sum of w * e
-  double den = 0.0;  // sum of broadcast w (only when the pass computes it)
-};
-
-// Pixels [p0, p1) of one image, all channels. With GRAD, also writes
-// gx = scale * w * e'(d); without it, also sums the weights.
-template <typename scalar_t, int KIND, int MASK, bool GRAD>
-ChunkSums chunk_pass(const scalar_t* x, const scalar_t* y, const scalar_t* m, scalar_t* gx,
-                     int64_t c, int64_t hw, bool nhwc, int64_t p0, int64_t p1,
-                     opmath_t<scalar_t> eps2, opmath_t<scalar_t> scale) {
-  using T = opmath_t<scalar_t>;
-  T num = 0, den = 0;
-  if constexpr (MASK != kPixelMask) {
-    // Without a per-pixel broadcast, element order is irrelevant: one flat loop.
-#pragma omp simd reduction(+ : num, den)
-    for (int64_t e = p0 * c; e < p1 * c; ++e) {
-      const T d = T(x[e]) - T(y[e]);
-      const T w = MASK == kFullMask ? T(m[e]) : T(1);
-      num += w * pointwise_error<KIND>(d, eps2);
-      if constexpr (GRAD) {
-        gx[e] = scalar_t(scale * w * pointwise_error_grad<KIND>(d, eps2));
-      } else if constexpr (MASK == kFullMask) {
-        den += w;
-      }
-    }
-  } else if (!nhwc) {
-    for (int64_t ch = 0; ch < c; ++ch) {
-      const int64_t off = ch * hw;
+// n contiguous elements: the sum of w * e(d), w per element (W_STEP 1) or one weight
+// for the whole row (W_STEP 0, w[0]); with GRAD also gx = scale * w * e'(d). Pointers
+// come in offset to the row and the loop counts from zero: GCC kept the offset-index
+// form of this loop scalar (2x slower here).
+template <int KIND, int W_STEP, bool GRAD, typename scalar_t, typename T>
+T row_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx, int64_t n,
+           T eps2, T scale) {
+  T num = 0;
 #pragma omp simd reduction(+ : num)
-      for (int64_t p = p0; p < p1; ++p) {
-        const T d = T(x[off + p]) - T(y[off + p]);
-        const T w = T(m[p]);
-        num += w * pointwise_error<KIND>(d, eps2);
-        if constexpr (GRAD) gx[off + p] = scalar_t(scale * w * pointwise_error_grad<KIND>(d, eps2));
-      }
-    }
-    if constexpr (!GRAD) {
-#pragma omp simd reduction(+ : den)
-      for (int64_t p = p0; p < p1; ++p) den += T(m[p]);
-      den *= T(c);
+  for (int64_t i = 0; i < n; ++i) {
+    const T d = T(x[i]) - T(y[i]);
+    const T wi = w ? T(w[W_STEP * i]) : T(1);
+    num += wi * pointwise_error<KIND>(d, eps2);
+    if constexpr (GRAD) gx[i] = scalar_t(scale * wi * pointwise_error_grad<KIND>(d, eps2));
+  }
+  return num;
+}
+
+// Pixels [p0, p1) of one image, all channels: the sum of w * e(d). With GRAD, also
+// writes gx = scale * w * e'(d). (The weight sums come from mask_weight_sums.)
+template <typename scalar_t, int KIND, int MASK, bool GRAD>
+double chunk_pass(const scalar_t* x, const scalar_t* y, const scalar_t* m, scalar_t* gx,
+                  int64_t c, int64_t hw, bool nhwc, int64_t p0, int64_t p1,
+                  opmath_t<scalar_t> eps2, opmath_t<scalar_t> scale) {
+  using T = opmath_t<scalar_t>;
+  T num = 0;
+  if constexpr (MASK != kPixelMask) {
+    // Without a per-pixel broadcast, element order is irrelevant: one flat row.
+    const int64_t e0 = p0 * c;
+    num = row_pass<KIND, 1, GRAD>(x + e0, y + e0, MASK == kFullMask ? m + e0 : nullptr,
+                                  GRAD ? gx + e0 : nullptr, (p1 - p0) * c, eps2, scale);
+  } else if (!nhwc) {
+    for (int64_t ch = 0; ch < c; ++ch) {  // each channel's chunk is a row; the mask row repeats
+      const int64_t off = ch * hw + p0;
+      num += row_pass<KIND, 1, GRAD>(x + off, y + off, m + p0, GRAD ? gx + off : nullptr,
+                                     p1 - p0, eps2, scale);
     }
   } else {
-    for (int64_t p = p0; p < p1; ++p) {
-      const T w = T(m[p]);
-      T s = 0;
-      for (int64_t e = p * c; e < (p + 1) * c; ++e) {
-        const T d = T(x[e]) - T(y[e]);
-        s += pointwise_error<KIND>(d, eps2);
-        if constexpr (GRAD) gx[e] = scalar_t(scale * w * pointwise_error_grad<KIND>(d, eps2));
-      }
-      num += w * s;
-      if constexpr (!GRAD) den += w * T(c);
+    for (int64_t p = p0; p < p1; ++p) {  // NHWC: one pixel's channels share its weight
+      num += row_pass<KIND, 0, GRAD>(x + p * c, y + p * c, m + p, GRAD ? gx + p * c : nullptr, c,
+                                     eps2, scale);
     }
   }
-  return {double(num), double(den)};
+  return double(num);
 }
 
 // Calls fn.template operator()<KIND, MASK>() with compile-time constants.
@@ -112,10 +101,10 @@ int64_t tasks_per_image(const ImageBatch& b) {
 // Runs chunk_pass over every (image, pixel chunk) in parallel; returns the chunk sums
 // in a fixed order. scale[i] is image i's gradient factor (GRAD only).
 template <bool GRAD>
-std::vector<ChunkSums> run_passes(const ImageBatch& b, int64_t kind, double eps, at::Tensor* gx,
+std::vector<double> run_passes(const ImageBatch& b, int64_t kind, double eps, at::Tensor* gx,
                                   const std::vector<double>& scale) {
   const int64_t tpi = tasks_per_image(b);
-  std::vector<ChunkSums> partial(b.n * tpi);
+  std::vector<double> partial(b.n * tpi);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.x.scalar_type(), "masked_loss", [&] {
     using T = opmath_t<scalar_t>;
     const scalar_t* x = b.x.const_data_ptr<scalar_t>();
@@ -141,47 +130,14 @@ std::vector<ChunkSums> run_passes(const ImageBatch& b, int64_t kind, double eps,
   return partial;
 }
 
-template <typename scalar_t>
-opmath_t<scalar_t> sum_range(const scalar_t* v, int64_t begin, int64_t end) {
-  opmath_t<scalar_t> s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = begin; i < end; ++i) s += opmath_t<scalar_t>(v[i]);
-  return s;
-}
-
-// Per-image sums of the broadcast mask weights, from the mask alone (a pixel mask is
-// a third of an RGB image). Fixed chunks again, for thread-count independence.
-std::vector<double> weight_sums(const ImageBatch& b) {
-  if (b.mask_mode == kNoMask) return std::vector<double>(b.n, double(b.c * b.hw));
-  const int64_t per_image = b.mask_mode == kPixelMask ? b.hw : b.c * b.hw;
-  const int64_t chunk = kPixelsPerTask * 4;
-  const int64_t tpi = (per_image + chunk - 1) / chunk;
-  std::vector<double> partial(b.n * tpi);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.mask.scalar_type(), "weight_sums", [&] {
-    const scalar_t* m = b.mask.const_data_ptr<scalar_t>();
-    at::parallel_for(0, b.n * tpi, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        const int64_t base = (t / tpi) * per_image, i0 = (t % tpi) * chunk;
-        partial[t] = double(sum_range(m + base, i0, std::min(per_image, i0 + chunk)));
-      }
-    });
-  });
-  const double factor = b.mask_mode == kPixelMask ? double(b.c) : 1.0;
-  std::vector<double> out(b.n, 0.0);
-  for (int64_t i = 0; i < b.n; ++i) {
-    for (int64_t k = 0; k < tpi; ++k) out[i] += partial[i * tpi + k];
-    out[i] *= factor;
-  }
-  return out;
-}
-
 struct Reduced {
   at::Tensor loss, weight_sum;
 };
 
-// Per-image sums -> the reduced loss (in x's dtype) and the weight sums (opmath).
-Reduced reduce(const ImageBatch& b, const std::vector<ChunkSums>& partial,
-               const std::vector<double>* known_den, int64_t reduction) {
+// Per-chunk loss sums and per-image weight sums -> the reduced loss (in x's dtype)
+// and the weight sums (opmath).
+Reduced reduce(const ImageBatch& b, const std::vector<double>& partial,
+               const std::vector<double>& den_per_image, int64_t reduction) {
   const int64_t tpi = tasks_per_image(b);
   auto ws = at::empty({b.n}, b.x.options().dtype(at::kDouble));
   auto li = at::empty({b.n}, ws.options());
@@ -189,16 +145,9 @@ Reduced reduce(const ImageBatch& b, const std::vector<ChunkSums>& partial,
   double* lip = li.data_ptr<double>();
   double total_num = 0.0, total_den = 0.0;
   for (int64_t i = 0; i < b.n; ++i) {
-    double num = 0.0, den = 0.0;
-    for (int64_t k = 0; k < tpi; ++k) {
-      num += partial[i * tpi + k].num;
-      den += partial[i * tpi + k].den;
-    }
-    if (known_den != nullptr) {
-      den = (*known_den)[i];
-    } else if (b.mask_mode == kNoMask) {
-      den = double(b.c * b.hw);
-    }
+    double num = 0.0;
+    for (int64_t k = 0; k < tpi; ++k) num += partial[i * tpi + k];
+    const double den = den_per_image[i];
     wsp[i] = den;
     lip[i] = den > 0.0 ? num / den : 0.0;
     total_num += num;
@@ -238,8 +187,9 @@ std::tuple<at::Tensor, at::Tensor> masked_loss_forward(const at::Tensor& x, cons
                                                        int64_t reduction) {
   check_reduction("masked_loss_forward", reduction);
   const ImageBatch b = prepare_images("masked_loss_forward", x, y, mask);
+  const std::vector<double> den = mask_weight_sums("masked_loss_forward", b);
   const auto partial = run_passes<false>(b, kind, eps, nullptr, {});
-  auto r = reduce(b, partial, nullptr, reduction);
+  auto r = reduce(b, partial, den, reduction);
   return {r.loss, r.weight_sum};
 }
 
@@ -265,11 +215,11 @@ std::tuple<at::Tensor, at::Tensor> masked_loss_forward_with_grad(
     double eps, int64_t reduction) {
   check_reduction("masked_loss_forward_with_grad", reduction);
   const ImageBatch b = prepare_images("masked_loss_forward_with_grad", x, y, mask);
-  const std::vector<double> den = weight_sums(b);
+  const std::vector<double> den = mask_weight_sums("masked_loss_forward_with_grad", b);
   const std::vector<double> ones(reduction == kNone ? b.n : 1, 1.0);
   auto gx = at::empty_like(b.x);
   const auto partial = run_passes<true>(b, kind, eps, &gx, gradient_scale(den, ones.data(), reduction));
-  return {reduce(b, partial, &den, reduction).loss, gx};
+  return {reduce(b, partial, den, reduction).loss, gx};
 }
 
 }  // namespace
