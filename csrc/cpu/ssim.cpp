@@ -42,6 +42,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/ssim_checks.h"
 #include "common/ssim_common.h"
 
 namespace fastgan::cpu {
@@ -365,30 +366,7 @@ std::vector<BandSums> run_job(const Job<T>& job) {
 // ---------------------------------------------------------------------------
 // Checks and job setup shared by the ops.
 
-struct Params {
-  int64_t win, padding, stat;
-  double sigma, k1, k2, data_range, alpha;
-};
-
-void check_inputs(const char* op, const at::Tensor& x, const at::Tensor& y, const Params& p) {
-  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", x.dim(), "-D");
-  TORCH_CHECK(x.sizes() == y.sizes(), op, ": x and y must have the same shape, got ", x.sizes(),
-              " and ", y.sizes());
-  TORCH_CHECK(x.scalar_type() == y.scalar_type(), op, ": x and y must have the same dtype");
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": x must be a floating tensor");
-  TORCH_CHECK(x.device() == y.device(), op, ": x and y must be on the same device");
-  TORCH_CHECK(p.win % 2 == 1 && p.win >= kMinWindow && p.win <= kMaxWindow, op,
-              ": window_size must be odd, 3 to 15, got ", p.win);
-  TORCH_CHECK(x.size(2) >= p.win && x.size(3) >= p.win, op, ": images of ", x.size(2), "x",
-              x.size(3), " are smaller than the ", p.win, "x", p.win, " window");
-  TORCH_CHECK(p.padding >= kPadValid && p.padding <= kPadReflect, op,
-              ": padding code must be 0 (valid), 1 (zeros) or 2 (reflect), got ", p.padding);
-  TORCH_CHECK(p.stat >= kStatSsim && p.stat <= kStatMix, op,
-              ": stat code must be 0 (ssim), 1 (cs) or 2 (ssim + l1), got ", p.stat);
-  TORCH_CHECK(p.sigma > 0 && p.data_range > 0 && p.k1 > 0 && p.k2 > 0, op,
-              ": sigma, data_range, k1 and k2 must be > 0");
-  TORCH_CHECK(x.numel() > 0, op, ": x has no elements");
-}
+using Params = SsimParams;  // checked by check_ssim_inputs (common/ssim_checks.h)
 
 void check_mask(const char* op, const at::Tensor& x, const at::Tensor& m) {
   TORCH_CHECK(m.dim() == 4 && m.size(0) == x.size(0) && (m.size(1) == 1 || m.size(1) == x.size(1)) &&
@@ -477,7 +455,7 @@ void dispatch_opmath(at::ScalarType st, Fn&& fn) {
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_impl(
     const char* op, const at::Tensor& x, const at::Tensor& y, const std::optional<at::Tensor>& mask,
     const Params& p, bool grad, bool need_x, bool need_y, double grad_scale) {
-  check_inputs(op, x, y, p);
+  check_ssim_inputs(op, x, y, p);
   at::Tensor m;
   if (mask.has_value() && mask->defined()) {
     check_mask(op, x, *mask);
@@ -522,7 +500,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const a
                                                  bool need_y) {
   constexpr const char* op = "ssim_backward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
-  check_inputs(op, x, y, p);
+  check_ssim_inputs(op, x, y, p);
   TORCH_CHECK(grad.numel() == x.size(0) * x.size(1), op,
               ": grad must have N * C elements (one per plane), got ", grad.sizes());
   at::Tensor m;
@@ -547,7 +525,7 @@ at::Tensor ssim_map_forward(const at::Tensor& x, const at::Tensor& y, int64_t wi
                             int64_t stat, double alpha) {
   constexpr const char* op = "ssim_map_forward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
-  check_inputs(op, x, y, p);
+  check_ssim_inputs(op, x, y, p);
   at::Tensor map;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
     Job<T> job = make_job<T>(x, y, p);
@@ -567,7 +545,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_map_backward(const at::Tensor& grad, con
                                                      bool need_y) {
   constexpr const char* op = "ssim_map_backward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
-  check_inputs(op, x, y, p);
+  check_ssim_inputs(op, x, y, p);
   at::Tensor gx, gy;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
     Job<T> job = make_job<T>(x, y, p);

@@ -32,6 +32,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "common/ssim_checks.h"
 #include "common/ssim_common.h"
 #include "cuda/ssim_kernels.cuh"
 
@@ -55,30 +56,7 @@ View<scalar_t> view_of(const at::Tensor& t) {
 // ---------------------------------------------------------------------------
 // Host side.
 
-struct Params {
-  int64_t win, padding, stat;
-  double sigma, k1, k2, data_range, alpha;
-};
-
-void check_inputs(const char* op, const at::Tensor& x, const at::Tensor& y, const Params& p) {
-  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", x.dim(), "-D");
-  TORCH_CHECK(x.sizes() == y.sizes(), op, ": x and y must have the same shape, got ", x.sizes(),
-              " and ", y.sizes());
-  TORCH_CHECK(x.scalar_type() == y.scalar_type(), op, ": x and y must have the same dtype");
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": x must be a floating tensor");
-  TORCH_CHECK(x.device() == y.device(), op, ": x and y must be on the same device");
-  TORCH_CHECK(p.win % 2 == 1 && p.win >= kMinWindow && p.win <= kMaxWindow, op,
-              ": window_size must be odd, 3 to 15, got ", p.win);
-  TORCH_CHECK(x.size(2) >= p.win && x.size(3) >= p.win, op, ": images of ", x.size(2), "x",
-              x.size(3), " are smaller than the ", p.win, "x", p.win, " window");
-  TORCH_CHECK(p.padding >= kPadValid && p.padding <= kPadReflect, op,
-              ": padding code must be 0 (valid), 1 (zeros) or 2 (reflect), got ", p.padding);
-  TORCH_CHECK(p.stat >= kStatSsim && p.stat <= kStatMix, op,
-              ": stat code must be 0 (ssim), 1 (cs) or 2 (ssim + l1), got ", p.stat);
-  TORCH_CHECK(p.sigma > 0 && p.data_range > 0 && p.k1 > 0 && p.k2 > 0, op,
-              ": sigma, data_range, k1 and k2 must be > 0");
-  TORCH_CHECK(x.numel() > 0, op, ": x has no elements");
-}
+using Params = SsimParams;  // checked by check_ssim_inputs (common/ssim_checks.h)
 
 at::Tensor checked_mask(const char* op, const at::Tensor& x,
                         const std::optional<at::Tensor>& mask) {
@@ -274,7 +252,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_forward(const at::Tensor& x, const at::T
                                                 int64_t stat, double alpha) {
   constexpr const char* op = "ssim_forward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
-  check_inputs(op, x, y, p);
+  check_ssim_inputs(op, x, y, p);
   const c10::cuda::CUDAGuard guard(x.device());
   return run_forward(op, x, y, checked_mask(op, x, mask), p, nullptr);
 }
@@ -288,7 +266,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const a
                                                  bool need_y) {
   constexpr const char* op = "ssim_backward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
-  check_inputs(op, x, y, p);
+  check_ssim_inputs(op, x, y, p);
   TORCH_CHECK(grad.numel() == x.size(0) * x.size(1), op,
               ": grad must have N * C elements (one per plane), got ", grad.sizes());
   TORCH_CHECK(grad.device() == x.device(), op, ": grad must be on x's device");
@@ -304,7 +282,7 @@ at::Tensor ssim_map_forward(const at::Tensor& x, const at::Tensor& y, int64_t wi
                             int64_t stat, double alpha) {
   constexpr const char* op = "ssim_map_forward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
-  check_inputs(op, x, y, p);
+  check_ssim_inputs(op, x, y, p);
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor map;
   run_forward(op, x, y, at::Tensor(), p, &map);
@@ -319,7 +297,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_map_backward(const at::Tensor& grad, con
                                                      bool need_y) {
   constexpr const char* op = "ssim_map_backward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
-  check_inputs(op, x, y, p);
+  check_ssim_inputs(op, x, y, p);
   const int64_t r = window_size / 2, shrink = padding == kPadValid ? 2 * r : 0;
   TORCH_CHECK(grad.dim() == 4 && grad.size(0) == x.size(0) && grad.size(1) == x.size(1) &&
                   grad.size(2) == x.size(2) - shrink && grad.size(3) == x.size(3) - shrink,
