@@ -23,40 +23,20 @@
 #include <type_traits>
 
 #include "common/norm_act.h"
+#include "cuda/vector_io.cuh"
 
 namespace fastgan::cuda_norm {
 namespace {
-
-template <typename scalar_t>
-using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
 constexpr int kThreads = 256;     // NCHW: threads per plane
 constexpr int kGroup = 32;        // NHWC: channels per block (threadIdx.x)
 constexpr int kRows = 8;          // NHWC: pixel rows in flight per block (threadIdx.y)
 constexpr int kChunkRows = 256;   // NHWC: pixel rows per block
 
-template <typename scalar_t>
-constexpr int kVec = 16 / int(sizeof(scalar_t));
-
-template <typename scalar_t, int V>
-struct alignas(sizeof(scalar_t) * V) Pack {
-  scalar_t v[V];
-};
-
-template <int V, typename scalar_t, typename T>
-__device__ __forceinline__ void load(const scalar_t* p, T (&out)[V]) {
-  const Pack<scalar_t, V> pk = *reinterpret_cast<const Pack<scalar_t, V>*>(p);
-#pragma unroll
-  for (int k = 0; k < V; ++k) out[k] = static_cast<T>(pk.v[k]);
-}
-
-template <int V, typename scalar_t, typename T>
-__device__ __forceinline__ void store(scalar_t* p, const T (&in)[V]) {
-  Pack<scalar_t, V> pk;
-#pragma unroll
-  for (int k = 0; k < V; ++k) pk.v[k] = static_cast<scalar_t>(in[k]);
-  *reinterpret_cast<Pack<scalar_t, V>*>(p) = pk;
-}
+using cuda::kVec;
+using cuda::load;
+using cuda::opmath_t;
+using cuda::store;
 
 template <typename T>
 __device__ __forceinline__ T inv_sqrt(T v) {
