@@ -30,8 +30,9 @@ TORCH_LIBRARY(fastgan, m) {
   // Gradients for x and y; an output not asked for is an empty tensor.
   m.def("cosine_loss_backward(Tensor grad, Tensor x, Tensor y, Tensor? mask, Tensor stats, "
         "int dim, float eps, int reduction, bool need_x, bool need_y) -> (Tensor, Tensor)");
-  // Per pixel (dim 1): the loss and its gradients for an upstream gradient of one, in
-  // one pass (CPU only, as masked_loss_forward_with_grad).
+  // The loss and its gradients for an upstream gradient of one, without a second trip
+  // to memory: one pass per pixel (dim 1), image by image per image (dim 0). CPU only,
+  // as masked_loss_forward_with_grad.
   m.def("cosine_loss_forward_with_grad(Tensor x, Tensor y, Tensor? mask, int dim, float eps, "
         "int reduction, bool need_x, bool need_y) -> (Tensor, Tensor, Tensor)");
 

@@ -202,3 +202,29 @@ def test_forward_without_grad_stores_nothing():
         loss = fg.masked_l1(x, y, mask)
     assert loss.grad_fn is None
     torch.testing.assert_close(loss, R.masked_l1(x.detach(), y.detach(), mask))
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("n", [1, 8])  # 1: chunks in parallel; 8: image by image (2 threads)
+@pytest.mark.parametrize("mask_kind", ["none", "pixel", "full"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_cosine_forward_with_grad_equals_two_passes(dim, n, mask_kind, layout):
+    """The fused op (what training runs) gives the forward op's loss and the backward
+    op's gradients: the same chunk sums in the same order, so equal to the last bit."""
+    g = torch.Generator().manual_seed(n)
+    shape = (n, 3, 37, 61)  # more than one 1024-pixel chunk per image
+    x = make_layout(torch.randn(shape, generator=g), layout)
+    y = make_layout(torch.randn(shape, generator=g), layout)
+    mask = {"none": None, "pixel": torch.rand(n, 1, 37, 61, generator=g),
+            "full": torch.rand(shape, generator=g)}[mask_kind]
+    ops = torch.ops.fastgan
+    for reduction in (0, 1, 2):
+        with torch.no_grad():
+            loss, stats = ops.cosine_loss_forward(x, y, mask, dim, 1e-8, reduction)
+            gx, gy = ops.cosine_loss_backward(torch.ones_like(loss), x, y, mask, stats, dim, 1e-8,
+                                              reduction, True, True)
+            fused, fgx, fgy = ops.cosine_loss_forward_with_grad(x, y, mask, dim, 1e-8, reduction,
+                                                                True, True)
+        assert torch.equal(fused, loss)
+        assert torch.equal(fgx, gx) and torch.equal(fgy, gy)
+        assert gx.abs().sum() > 0

@@ -50,8 +50,9 @@ def _op_samples():
                 x, y, mask = _tiny(layout, mask_kind, dtype=torch.float32)
                 samples.append((F.masked_loss_forward, (x, y, mask, 1, 0.0, reduction)))
                 samples.append((F.masked_loss_forward_with_grad, (x, y, mask, reduction, 0.5, reduction)))
-                samples.append((F.cosine_loss_forward_with_grad,
-                                (x, y, mask, 1, 1e-8, reduction, True, True)))
+                for dim in (0, 1):
+                    samples.append((F.cosine_loss_forward_with_grad,
+                                    (x, y, mask, dim, 1e-8, reduction, True, dim == 1)))
                 samples.append((F.cosine_loss_forward, (x, y, mask, reduction % 2, 1e-8, reduction)))
                 loss, ws = F.masked_loss_forward(x, y, mask, 0, 0.0, reduction)
                 grad = torch.ones_like(loss)

@@ -4,8 +4,9 @@ Ops (schemas in csrc/registration.cpp, Triton twins in fastgan/ops/triton_losses
   cosine_loss_forward(x, y, mask?, dim, eps, reduction) -> (loss, stats)
   cosine_loss_backward(grad, x, y, mask?, stats, dim, eps, reduction, need_x, need_y)
       -> (grad_x, grad_y)   (an output not asked for is an empty tensor)
-  cosine_loss_forward_with_grad(x, y, mask?, dim=1, eps, reduction, need_x, need_y)
-      -> (loss, grad_x, grad_y)   [CPU, per pixel: one pass instead of three]
+  cosine_loss_forward_with_grad(x, y, mask?, dim, eps, reduction, need_x, need_y)
+      -> (loss, grad_x, grad_y)   [CPU: per pixel one pass instead of three; per image
+                                   each image twice in a row, the second time from cache]
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def cosine_loss(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None, dim
                                                 reduction=REDUCTION_NAMES[reduction])
     if name == "triton":
         return torch.ops.fastgan_triton.cosine_loss_forward(x, y, mask, dim, eps, reduction)[0]
-    if name == "cpu" and dim == 1 and wants_fused_grad(x, y):
+    if name == "cpu" and wants_fused_grad(x, y):
         return torch.ops.fastgan.cosine_loss_forward_with_grad(
             x, y, mask, dim, eps, reduction, x.requires_grad, y.requires_grad)[0]
     return torch.ops.fastgan.cosine_loss_forward(x, y, mask, dim, eps, reduction)[0]
