@@ -52,7 +52,7 @@ def _op_samples():
                 samples.append((F.masked_loss_forward_with_grad, (x, y, mask, reduction, 0.5, reduction)))
                 for dim in (0, 1):
                     samples.append((F.cosine_loss_forward_with_grad,
-                                    (x, y, mask, dim, 1e-8, reduction, True, dim == 1)))
+                                    (x, y, mask, dim, 1e-8, reduction, True, True)))
                 samples.append((F.cosine_loss_forward, (x, y, mask, reduction % 2, 1e-8, reduction)))
                 loss, ws = F.masked_loss_forward(x, y, mask, 0, 0.0, reduction)
                 grad = torch.ones_like(loss)
