@@ -16,7 +16,8 @@ BatchNorm is deliberately not fused. The pix2pix reference code defaults to
 instance norm with an affine transform, which is what the paper itself notes ("when
 batch size is set to 1, this approach has been termed instance normalization"); it also
 evaluates in train mode, i.e. with the test image's statistics. So the models default
-to ``norm="instance"`` (``InstanceNormAct(affine=True)`` reproduces batch size 1 exactly).
+to ``norm="instance"`` with pix2pix's ``InstanceNorm2d(affine=False)`` (an affine
+``InstanceNormAct(affine=True)`` would reproduce batch norm at batch size 1 exactly).
 For batch sizes > 1, ``ConvNormAct(norm="batch")`` uses ``nn.BatchNorm2d`` and the
 activation as separate modules, because: eager batch norm on the CPU is already one
 channels_last-aware ATen kernel; its statistics reduce over N x H x W and update running
