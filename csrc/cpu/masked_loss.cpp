@@ -29,10 +29,11 @@ constexpr int64_t kPixelsPerTask = 4096;
 template <typename scalar_t>
 using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
-// n contiguous elements: the sum of w * e(d), w per element (W_STEP 1) or one weight
-// for the whole row (W_STEP 0, w[0]); with GRAD also gx = scale * w * e'(d). Pointers
-// come in offset to the row and the loop counts from zero: GCC kept the offset-index
-// form of this loop scalar (2x slower here).
+// n contiguous elements: the sum of w * e(d), w per element (W_STEP 1), one weight for
+// the whole row (W_STEP 0, w[0]) or none (W_STEP -1, w unused); with GRAD also
+// gx = scale * w * e'(d). Pointers come in offset to the row and the loop counts from
+// zero: GCC kept the offset-index form of this loop scalar (2x slower here), and the
+// weight mode is compile-time so that no test on w sits in the loop.
 template <int KIND, int W_STEP, bool GRAD, typename scalar_t, typename T>
 T row_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx, int64_t n,
            T eps2, T scale) {
@@ -40,7 +41,8 @@ T row_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx
 #pragma omp simd reduction(+ : num)
   for (int64_t i = 0; i < n; ++i) {
     const T d = T(x[i]) - T(y[i]);
-    const T wi = w ? T(w[W_STEP * i]) : T(1);
+    T wi = T(1);
+    if constexpr (W_STEP >= 0) wi = T(w[W_STEP * i]);
     num += wi * pointwise_error<KIND>(d, eps2);
     if constexpr (GRAD) gx[i] = scalar_t(scale * wi * pointwise_error_grad<KIND>(d, eps2));
   }
@@ -58,8 +60,9 @@ double chunk_pass(const scalar_t* x, const scalar_t* y, const scalar_t* m, scala
   if constexpr (MASK != kPixelMask) {
     // Without a per-pixel broadcast, element order is irrelevant: one flat row.
     const int64_t e0 = p0 * c;
-    num = row_pass<KIND, 1, GRAD>(x + e0, y + e0, MASK == kFullMask ? m + e0 : nullptr,
-                                  GRAD ? gx + e0 : nullptr, (p1 - p0) * c, eps2, scale);
+    num = row_pass<KIND, MASK == kFullMask ? 1 : -1, GRAD>(
+        x + e0, y + e0, MASK == kFullMask ? m + e0 : nullptr, GRAD ? gx + e0 : nullptr,
+        (p1 - p0) * c, eps2, scale);
   } else if (!nhwc) {
     for (int64_t ch = 0; ch < c; ++ch) {  // each channel's chunk is a row; the mask row repeats
       const int64_t off = ch * hw + p0;
