@@ -1,0 +1,107 @@
+"""Reconstruction with a trained checkpoint (what ``fastgan infer`` and the evaluation use).
+
+>>> rec = load_reconstructor("runs/x/checkpoints/best.pt")
+>>> out = rec(occluded, mask)      # (N, 3, S, S) in [0, 1] -> (N, 3, S, S) in [0, 1]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from fastgan.train.checkpoint import load_checkpoint
+from fastgan.train.config import TrainConfig
+from fastgan.train.recipes import RECIPES
+
+__all__ = ["Reconstructor", "load_reconstructor", "reconstruct_folder"]
+
+
+class Reconstructor:
+    """A trained generator in eval mode. ``size``, ``recipe``, ``occlusion``, ``config``."""
+
+    def __init__(self, state: dict, device="cpu"):
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        cfg = TrainConfig.from_dict({k: v for k, v in state["config"].items() if k in names},
+                                    source="checkpoint")
+        cfg.parsing_weight = 0.0          # the parser only shapes training
+        self.device = torch.device(device)
+        self.config = dict(state["config"])
+        self.size, self.recipe, self.occlusion = cfg.size, cfg.recipe, cfg.occlusion
+        self.step = int(state.get("step", 0))
+        recipe = RECIPES[cfg.recipe](cfg, self.device)
+        nets = recipe.build()
+        gen = nets[recipe.generator]
+        gen.load_state_dict(state["models"][recipe.generator])
+        gen.to(self.device).eval()
+        recipe.nets = {recipe.generator: gen}
+        self._recipe = recipe
+        self.uses_mask = bool(recipe.uses_mask)
+
+    @torch.no_grad()
+    def __call__(self, occluded: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if not isinstance(occluded, torch.Tensor) or occluded.dim() != 4 or occluded.shape[1] != 3:
+            got = tuple(occluded.shape) if isinstance(occluded, torch.Tensor) else type(occluded).__name__
+            raise ValueError(f"Reconstructor: occluded must be (N, 3, S, S), got {got}")
+        n, _, h, w = occluded.shape
+        if (h, w) != (self.size, self.size):
+            raise ValueError(f"Reconstructor: images must be {self.size}x{self.size} (the model size), got {h}x{w}")
+        if mask is None:
+            if self.uses_mask:
+                raise ValueError(f"Reconstructor: the {self.recipe} model needs the occlusion mask")
+            mask = torch.zeros(n, 1, h, w)
+        if mask.shape != (n, 1, h, w):
+            raise ValueError(f"Reconstructor: mask must be (N, 1, {h}, {w}), got {tuple(mask.shape)}")
+        x = occluded.to(self.device, torch.float32)
+        m = (mask.to(self.device) > 0.5).float()
+        return self._recipe.reconstruct(x, m)
+
+    def __repr__(self) -> str:
+        return f"Reconstructor({self.recipe}, size={self.size}, occlusion={self.occlusion}, step={self.step})"
+
+
+def load_reconstructor(checkpoint_path, device="cpu") -> Reconstructor:
+    """The generator of a training checkpoint (a file, or a run's checkpoints/ folder: its latest)."""
+    return Reconstructor(load_checkpoint(checkpoint_path, map_location="cpu"), device)
+
+
+def reconstruct_folder(checkpoint, src, dst, mask_dir=None, *, device="cpu", batch: int = 16) -> list[Path]:
+    """Every image of ``src`` (centre-cropped and resized to the model size) reconstructed into
+    ``dst/NAME.png``; masks (255 = occluded) from ``mask_dir`` by the same relative name."""
+    from fastgan.data import ImageFolder, write_png
+    from fastgan.data.io import decode, list_files
+
+    rec = checkpoint if isinstance(checkpoint, Reconstructor) else load_reconstructor(checkpoint, device)
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise ValueError(f"infer: {str(src)!r} is not a folder")
+    if rec.uses_mask and mask_dir is None:
+        raise ValueError(f"infer: the {rec.recipe} model fills the occluded region: give --mask DIR")
+    ds = ImageFolder(src, rec.size)
+    names = ds.names
+    masks = None
+    if mask_dir is not None:
+        mask_dir = Path(mask_dir)
+        by_stem = {p.relative_to(mask_dir).with_suffix("").as_posix(): p for p in list_files(mask_dir, True)}
+        masks = []
+        for name in names:
+            stem = Path(name).with_suffix("").as_posix()
+            if stem not in by_stem:
+                raise ValueError(f"infer: no mask for {name} in {mask_dir}")
+            masks.append(stem)
+    written = []
+    for start in range(0, len(ds), batch):
+        idx = list(range(start, min(len(ds), start + batch)))
+        images = ds.get_batch(idx)["image"].float().div(255)
+        if masks is not None:
+            m = torch.stack([(decode(by_stem[masks[i]], rec.size, mode="L", resample="nearest")[0] > 127)
+                             for i in idx]).float()
+        else:
+            m = torch.zeros(len(idx), 1, rec.size, rec.size)
+        out = rec(images, m).cpu()
+        for j, i in enumerate(idx):
+            path = dst / Path(names[i]).with_suffix(".png")
+            write_png(path, out[j])
+            written.append(path)
+    return written
