@@ -29,6 +29,7 @@ import torch
 from fastgan.models import init_weights
 from fastgan.train import checkpoint as ckpt
 from fastgan.train import distributed
+from fastgan.host_memory import keep_freed_memory
 from fastgan.train.cpu_convs import use_gemm_for_small_convs
 from fastgan.train.config import ConfigError, TrainConfig, merge_for_resume
 from fastgan.train.data import BatchStream, Shard, make_loader, open_split, simgan_domains
@@ -113,6 +114,8 @@ class Trainer:
         (dataclasses.replace(cfg, steps=cfg.steps or 1) if cfg.resume else cfg).validate()
         self.dist = distributed.setup(cfg.device)
         self.device = self.dist.device
+        if self.device.type == "cpu":
+            keep_freed_memory()  # steps re-allocate the same tensors: no page faults each time
         out = Path(cfg.out)
         self.manager = ckpt.CheckpointManager(out / "checkpoints", cfg.keep_last, create=self.dist.main)
         self.dist.barrier()
