@@ -385,3 +385,31 @@ def test_cuda_kernels_match_reference(dtype, layout, shape):
         assert got.is_contiguous(memory_format=torch.channels_last)
     for a, e in zip(_grads(got, dy, (x, w, b)), _grads(want, dy, (x, w, b))):
         torch.testing.assert_close(a, e, rtol=tol["rtol"], atol=tol["atol"] * 40)
+
+
+@pytest.mark.parametrize("avx512", ["1", "0"])
+@pytest.mark.parametrize("channels", [16, 48, 80, 128])  # one block; a partial block; 4 + 1; 2 x 4
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("act", ["leaky", "identity"])
+def test_channels_last_register_tiles(monkeypatch, avx512, channels, dtype, act):
+    """channels_last with C % 16 == 0 runs the register-tiled loops on AVX-512 CPUs
+    (cpu/norm_nhwc_tiles.h) and the plain NHWC loops with FASTGAN_CPU_AVX512=0: both
+    against the eager pair, over more than one 256-pixel chunk."""
+    monkeypatch.setenv("FASTGAN_CPU_AVX512", avx512)
+    name, slope = ACTS[act]
+    shape = (2, channels, 23, 17)  # 391 pixels: a full chunk and a partial one
+    x, dy, w, b = _data(shape, dtype, "channels_last", seed=channels)
+    eager, norm = _eager(channels, True, name, slope, w.detach(), b.detach(), dtype)
+    got = fg.instance_norm_act(x, w, b, negative_slope=slope, activation=name)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    want = eager(x)
+    ours = (got, *_grads(got, dy, (x, w, b)))
+    theirs = (want, *_grads(want, dy, (x, norm.weight, norm.bias)))
+    # Against float64: no worse than twice the eager pair's own error (weight / bias
+    # gradients sum 782 products, where fp32 rounding alone reaches ~1e-5).
+    x64, dy64, w64, b64 = (t.detach().double().requires_grad_() for t in (x, dy, w, b))
+    y64 = R.instance_norm_act(x64, w64, b64, negative_slope=slope, activation=name)
+    truth = (y64, *_grads(y64, dy64, (x64, w64, b64)))
+    for what, a, e, t in zip(("y", "dx", "dweight", "dbias"), ours, theirs, truth):
+        err, eager_err = (a.double() - t).abs().max(), (e.double() - t).abs().max()
+        assert err <= 2 * eager_err + 1e-6, (what, err.item(), eager_err.item())

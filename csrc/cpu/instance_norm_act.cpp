@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "common/norm_act.h"
+#include "cpu/cpu_features.h"
 #include "cpu/huge_pages.h"
 #include "cpu/reduced_float.h"
 
@@ -70,12 +71,17 @@ struct Geometry {
   bool nhwc = false;
   int64_t units = 0, chans = 0, unit_elems = 0;
   int64_t chunk_pixels = 0, chunks = 0;
+  bool tiles = false;  // NHWC with C % 16 == 0 on an AVX-512 CPU: cpu/norm_nhwc_tiles.h
 
   Geometry(int64_t n_, int64_t c_, int64_t hw_, bool nhwc_) : n(n_), c(c_), hw(hw_), nhwc(nhwc_) {
+    tiles = nhwc && c % 16 == 0 && use_avx512();
     units = nhwc ? n : n * c;
     chans = nhwc ? c : 1;
     unit_elems = chans * hw;
-    chunk_pixels = nhwc ? std::clamp<int64_t>(kChunkNHWC / c, 1, kMaxChunkPixels) : kChunk;
+    // Tiles sweep a chunk once per channel block and finish each block in float64: long
+    // chunks amortise that (a chunk of 256 pixels stays in L2 up to C = 512).
+    chunk_pixels = tiles ? kMaxChunkPixels
+                         : nhwc ? std::clamp<int64_t>(kChunkNHWC / c, 1, kMaxChunkPixels) : kChunk;
     chunks = (hw + chunk_pixels - 1) / chunk_pixels;
   }
   int64_t chunk_begin(int64_t k) const { return k * chunk_pixels; }
@@ -282,6 +288,10 @@ void plane_grad_sums(const scalar_t* dy, const scalar_t* x, int64_t len, opmath_
   *s2 += double(t2);
 }
 
+// Per channel over `pixels` rows; the float sums are added into the float64 totals every
+// kGradSegment pixels, so no float chain exceeds that length (as in norm_nhwc_tiles.h).
+constexpr int64_t kGradSegment = 64;
+
 template <typename scalar_t, int ACT>
 void image_grad_sums(const scalar_t* dy, const scalar_t* x, int64_t pixels, int64_t c,
                      const opmath_t<scalar_t>* mean, const opmath_t<scalar_t>* a,
@@ -289,23 +299,25 @@ void image_grad_sums(const scalar_t* dy, const scalar_t* x, int64_t pixels, int6
                      opmath_t<scalar_t>* a1, opmath_t<scalar_t>* a2, double* s1, double* s2) {
   using T = opmath_t<scalar_t>;
   const T one = opaque_one<T>();
-  std::fill(a1, a1 + c, T(0));
-  std::fill(a2, a2 + c, T(0));
-  for (int64_t p = 0; p < pixels; ++p) {
-    const scalar_t* xr = x + p * c;
-    const scalar_t* gr = dy + p * c;
+  for (int64_t p0 = 0; p0 < pixels; p0 += kGradSegment) {
+    std::fill(a1, a1 + c, T(0));
+    std::fill(a2, a2 + c, T(0));
+    for (int64_t p = p0; p < std::min(pixels, p0 + kGradSegment); ++p) {
+      const scalar_t* xr = x + p * c;
+      const scalar_t* gr = dy + p * c;
+#pragma omp simd
+      for (int64_t ch = 0; ch < c; ++ch) {
+        const T v = T(xr[ch]) - mean[ch];
+        const T g = norm_activation_grad<ACT>(affine(a[ch], v, beta[ch]), T(gr[ch]), one, slope);
+        a1[ch] += g;
+        a2[ch] += g * v;
+      }
+    }
 #pragma omp simd
     for (int64_t ch = 0; ch < c; ++ch) {
-      const T v = T(xr[ch]) - mean[ch];
-      const T g = norm_activation_grad<ACT>(affine(a[ch], v, beta[ch]), T(gr[ch]), one, slope);
-      a1[ch] += g;
-      a2[ch] += g * v;
+      s1[ch] += double(a1[ch]);
+      s2[ch] += double(a2[ch]);
     }
-  }
-#pragma omp simd
-  for (int64_t ch = 0; ch < c; ++ch) {
-    s1[ch] += double(a1[ch]);
-    s2[ch] += double(a2[ch]);
   }
 }
 
@@ -342,6 +354,16 @@ void image_grad_apply(const scalar_t* dy, const scalar_t* x, scalar_t* dx, int64
     }
   }
 }
+
+// The NHWC loops with per-channel state in registers (float; C % 16 == 0).
+#ifdef FASTGAN_HAVE_AVX512_BUILD
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")
+#endif
+#include "cpu/norm_nhwc_tiles.h"
+#ifdef FASTGAN_HAVE_AVX512_BUILD
+#pragma GCC pop_options
+#endif
 
 // ---- per-statistic coefficients ----------------------------------------------------
 
@@ -427,6 +449,9 @@ struct ForwardPlan {
 
   void chunk_moments(int64_t u, int64_t k, Scratch& sc, double* mb, double* m2b) const {
     const C* xp = staged_in(x + g.offset(u, k), g.chunk_elems(k), sc.fx);
+    if constexpr (std::is_same_v<C, float>) {
+      if (g.tiles) return norm_tiles::moments(xp, g.chunk_len(k), g.c, mb, m2b);
+    }
     if (g.nhwc) {
       image_moments(xp, g.chunk_len(k), g.c, sc.s.data(), sc.q.data(), sc.d.data(), mb, m2b);
     } else {
@@ -451,6 +476,13 @@ struct ForwardPlan {
     const int64_t off = g.offset(u, k), i = u * g.chans, n = g.chunk_elems(k);
     const C* xp = staged_in(x + off, n, sc.fx);
     C* yp = staged_out(y + off, sc.fy);
+    if constexpr (std::is_same_v<C, float>) {
+      if (g.tiles) {
+        norm_tiles::forward_apply<ACT>(xp, yp, g.chunk_len(k), g.c, &coef->mean[i], &coef->a[i],
+                                       &coef->beta[i], slope);
+        return commit_out(y + off, n, sc.fy);
+      }
+    }
     if (g.nhwc) {
       image_forward_apply<C, ACT>(xp, yp, g.chunk_len(k), g.c, &coef->mean[i], &coef->a[i],
                                   &coef->beta[i], slope);
@@ -549,6 +581,12 @@ struct BackwardPlan {
     const int64_t off = g.offset(u, k), i = u * g.chans, n = g.chunk_elems(k);
     const C* xp = staged_in(x + off, n, sc.fx);
     const C* gp = staged_in(dy + off, n, sc.fg);
+    if constexpr (std::is_same_v<C, float>) {
+      if (g.tiles) {
+        return norm_tiles::grad_sums<ACT>(gp, xp, g.chunk_len(k), g.c, &coef->mean[i],
+                                          &coef->a[i], &coef->beta[i], slope, t1, t2);
+      }
+    }
     if (g.nhwc) {
       image_grad_sums<C, ACT>(gp, xp, g.chunk_len(k), g.c, &coef->mean[i], &coef->a[i],
                               &coef->beta[i], slope, sc.a1.data(), sc.a2.data(), t1, t2);
@@ -585,6 +623,13 @@ struct BackwardPlan {
     const C* xp = staged_in(x + off, n, sc.fx);
     const C* gp = staged_in(dy + off, n, sc.fg);
     C* dp = staged_out(dx + off, sc.fd);
+    if constexpr (std::is_same_v<C, float>) {
+      if (g.tiles) {
+        norm_tiles::grad_apply<ACT>(gp, xp, dp, g.chunk_len(k), g.c, &coef->mean[i], &coef->a[i],
+                                    &coef->beta[i], slope, &(*b)[i], &(*c0)[i]);
+        return commit_out(dx + off, n, sc.fd);
+      }
+    }
     if (g.nhwc) {
       image_grad_apply<C, ACT>(gp, xp, dp, g.chunk_len(k), g.c, &coef->mean[i], &coef->a[i],
                                &coef->beta[i], slope, &(*b)[i], &(*c0)[i]);

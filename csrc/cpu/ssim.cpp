@@ -44,6 +44,7 @@
 
 #include "common/ssim_checks.h"
 #include "common/ssim_common.h"
+#include "cpu/cpu_features.h"
 
 namespace fastgan::cpu {
 namespace {
@@ -258,8 +259,7 @@ namespace base {
 #include "cpu/ssim_kernel.h"
 }  // namespace base
 
-#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(_M_X64))
-#define FASTGAN_SSIM_AVX512 1
+#ifdef FASTGAN_HAVE_AVX512_BUILD
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")
 namespace avx512 {
@@ -267,19 +267,6 @@ namespace avx512 {
 }  // namespace avx512
 #pragma GCC pop_options
 #endif
-
-// FASTGAN_CPU_AVX512=0 in the environment selects the other build (read per call, so
-// that the tests can run both on an AVX-512 machine).
-bool use_avx512() {
-#ifdef FASTGAN_SSIM_AVX512
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
-  const char* env = std::getenv("FASTGAN_CPU_AVX512");
-  return ok && !(env != nullptr && env[0] == '0');
-#else
-  return false;
-#endif
-}
 
 template <typename T>
 int64_t scratch_rows(const Job<T>& job) {
@@ -316,7 +303,7 @@ struct BaseCore {
   }
 };
 
-#ifdef FASTGAN_SSIM_AVX512
+#ifdef FASTGAN_HAVE_AVX512_BUILD
 template <typename T, int WIN>
 struct Avx512Core {
   static BandSums run(const Job<T>& j, int64_t p, const Band& b, Scratch<T>& s) {
@@ -329,7 +316,7 @@ struct Avx512Core {
 // AVX-512 build of the core when this CPU has it.
 template <typename T>
 BandFn<T> band_fn(int win) {
-#ifdef FASTGAN_SSIM_AVX512
+#ifdef FASTGAN_HAVE_AVX512_BUILD
   if (use_avx512()) return pick<T, Avx512Core>(win);
 #endif
   return pick<T, BaseCore>(win);
