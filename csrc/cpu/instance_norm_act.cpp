@@ -46,6 +46,7 @@
 #include "common/norm_act.h"
 #include "cpu/cpu_features.h"
 #include "cpu/huge_pages.h"
+#include "cpu/lane_sums.h"
 #include "cpu/reduced_float.h"
 
 namespace fastgan::cpu {
@@ -53,10 +54,6 @@ namespace {
 
 template <typename scalar_t>
 using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-
-// Independent partial sums per loop: four 256-bit vectors.
-template <typename T>
-constexpr int kLanes = 128 / int(sizeof(T));
 
 constexpr int64_t kChunk = 4096;          // NCHW: elements per statistics chunk
 constexpr int64_t kChunkNHWC = 8192;      // NHWC: elements per chunk, about (whole pixels)
@@ -113,13 +110,6 @@ inline void prefetch_lines(const void* p, size_t bytes) {
 template <typename T>
 inline T affine(T a, T v, T beta) {
   return a * v + beta;
-}
-
-template <typename T, int L>
-inline T lane_total(const T (&acc)[L]) {
-  T s = 0;
-  for (int j = 0; j < L; ++j) s += acc[j];
-  return s;
 }
 
 // ---- statistics ------------------------------------------------------------------

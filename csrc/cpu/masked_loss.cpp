@@ -19,6 +19,7 @@
 
 #include "common/loss_common.h"
 #include "common/pointwise_loss.h"
+#include "cpu/lane_sums.h"
 #include "cpu/mask_weights.h"
 
 namespace fastgan::cpu {
@@ -33,19 +34,34 @@ using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, fl
 // the whole row (W_STEP 0, w[0]) or none (W_STEP -1, w unused); with GRAD also
 // gx = scale * w * e'(d). Pointers come in offset to the row and the loop counts from
 // zero: GCC kept the offset-index form of this loop scalar (2x slower here), and the
-// weight mode is compile-time so that no test on w sits in the loop.
+// weight mode is compile-time so that no test on w sits in the loop. The sum runs in
+// kLanes partial sums (cpu/lane_sums.h): one accumulator made this loop latency-bound.
+template <int KIND, int W_STEP, bool GRAD, typename scalar_t, typename T>
+inline T element_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx,
+                      int64_t i, T eps2, T scale) {
+  const T d = T(x[i]) - T(y[i]);
+  T wi = T(1);
+  if constexpr (W_STEP >= 0) wi = T(w[W_STEP * i]);
+  if constexpr (GRAD) gx[i] = scalar_t(scale * wi * pointwise_error_grad<KIND>(d, eps2));
+  return wi * pointwise_error<KIND>(d, eps2);
+}
+
 template <int KIND, int W_STEP, bool GRAD, typename scalar_t, typename T>
 T row_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx, int64_t n,
            T eps2, T scale) {
-  T num = 0;
-#pragma omp simd reduction(+ : num)
-  for (int64_t i = 0; i < n; ++i) {
-    const T d = T(x[i]) - T(y[i]);
-    T wi = T(1);
-    if constexpr (W_STEP >= 0) wi = T(w[W_STEP * i]);
-    num += wi * pointwise_error<KIND>(d, eps2);
-    if constexpr (GRAD) gx[i] = scalar_t(scale * wi * pointwise_error_grad<KIND>(d, eps2));
+  constexpr int L = kLanes<T>;
+  T acc[L] = {};
+  const int64_t body = n / L * L;
+  for (int64_t b = 0; b < body; b += L) {
+    const scalar_t* xb = x + b;
+    const scalar_t* yb = y + b;
+    const scalar_t* wb = W_STEP == 1 ? w + b : w;
+    scalar_t* gb = GRAD ? gx + b : nullptr;
+#pragma omp simd
+    for (int j = 0; j < L; ++j) acc[j] += element_pass<KIND, W_STEP, GRAD>(xb, yb, wb, gb, j, eps2, scale);
   }
+  T num = lane_total(acc);
+  for (int64_t i = body; i < n; ++i) num += element_pass<KIND, W_STEP, GRAD>(x, y, w, gx, i, eps2, scale);
   return num;
 }
 
