@@ -83,6 +83,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             extra = ""
             if "bytes" in b.extra_info:
                 extra = f"  {b.extra_info['bytes'] / b.stats.median / 1e9:8.1f} GB/s"
+            if "interleaved_ratio" in b.extra_info:
+                extra += f"  interleaved ratio {b.extra_info['interleaved_ratio']:.3f}"
             write(f"    {impl:<28}{b.stats.median * 1e3:10.3f} ms  x{ratio:6.2f}{extra}")
             rows.append({"group": group, "impl": impl, "median_s": b.stats.median,
                          "ratio_to_fastgan": ratio, **b.extra_info})

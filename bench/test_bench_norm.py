@@ -9,6 +9,9 @@ x and writes dx: 5 tensors (on a GPU the table prints the achieved GB/s against 
 Run: .venv/bin/python -m pytest bench/test_bench_norm.py --benchmark-only
 """
 
+import statistics
+import time
+
 import pytest
 import torch
 from torch import nn
@@ -58,3 +61,40 @@ def test_instance_norm_act_forward_backward(benchmark, device, shape, impl, layo
     benchmark.group = f"instance_norm_act fwd+bwd {'x'.join(map(str, shape))} {layout} fp32 {device}"
     benchmark.extra_info.update(impl=impl, bytes=5 * x.numel() * x.element_size())
     benchmark.pedantic(synchronized(step, device), rounds=15, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_channels_last_against_nchw_side_by_side(benchmark, device, shape):
+    """fastgan's channels_last step against its NCHW step, calls alternated (this shared
+    machine's speed drifts between groups run one after the other). interleaved_ratio:
+    median of channels_last time / mean of the NCHW calls just before and after it."""
+    g = torch.Generator().manual_seed(0)
+    steps = {}
+    for layout, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        x = (torch.randn(shape, generator=g) * 2 + 1).to(device).contiguous(memory_format=fmt)
+        x.requires_grad_()
+        dy = torch.randn(shape, generator=g).to(device).contiguous(memory_format=fmt)
+        w = torch.randn(shape[1], generator=g).to(device).requires_grad_()
+        b = torch.randn(shape[1], generator=g).to(device).requires_grad_()
+
+        def step(x=x, dy=dy, w=w, b=b):
+            x.grad = w.grad = b.grad = None
+            fg.instance_norm_act(x, w, b, negative_slope=SLOPE).backward(dy)
+
+        steps[layout] = synchronized(step, device)
+        for _ in range(3):
+            steps[layout]()
+    t_nchw, t_cl = [], []
+
+    def one_round():
+        for layout, acc in (("nchw", t_nchw), ("channels_last", t_cl), ("nchw", t_nchw)):
+            t = time.perf_counter()
+            steps[layout]()
+            acc.append(time.perf_counter() - t)
+
+    benchmark.group = f"instance_norm_act channels_last / nchw side by side {'x'.join(map(str, shape))} fp32 {device}"
+    benchmark.pedantic(one_round, rounds=30, iterations=1, warmup_rounds=0)
+    ratio = statistics.median(t_cl[i] / ((t_nchw[2 * i] + t_nchw[2 * i + 1]) / 2) for i in range(len(t_cl)))
+    benchmark.extra_info.update(impl="fastgan", interleaved_ratio=ratio,
+                                nchw_median_ms=statistics.median(t_nchw) * 1e3,
+                                channels_last_median_ms=statistics.median(t_cl) * 1e3)
