@@ -34,6 +34,15 @@ def _restore_backend():
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models: one thread is fastest, and immune to other jobs on the shared cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def faces_dir():
     if not DATA_DIR.is_dir():
         pytest.skip(f"real face data not found at {DATA_DIR} (../shared/data is absent)")

@@ -11,27 +11,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastgan.train import TrainConfig, train
+from fastgan.train import train
 from fastgan.train import checkpoint as ckpt
 from fastgan.train.checkpoint import CheckpointManager, atomic_save, load_checkpoint
+
+from train_config import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(out, **kw):
-    opts = dict(recipe="pix2pix", data="synthetic", size=32, batch=4, steps=4, ngf=8, ndf=8, log_every=2,
-                save_every=2, out=str(out), workers=0, synthetic_n=12, val_images=4, samples=0,
-                compile=False, progress=False)
-    opts.update(kw)
-    return TrainConfig(**opts)
+    return tiny_config(out, **{"steps": 4, "save_every": 2, "samples": 0, **kw})
 
 
 def test_crash_mid_write_keeps_the_previous_file(tmp_path, monkeypatch):

@@ -20,12 +20,7 @@ TINY = ["--data", "synthetic", "--size", "32", "--batch", "4", "--ngf", "8", "--
         "--no-progress", "--latent-dim", "16"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:

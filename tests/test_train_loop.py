@@ -11,21 +11,14 @@ from fastgan.train import ConfigError, TrainConfig, TrainingDiverged, train
 from fastgan.train.checkpoint import load_checkpoint
 from fastgan.train.recipes import Pix2Pix
 
+from train_config import SMALL_RECIPE_PARTS, tiny_config
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(out, recipe="pix2pix", **kw):
-    opts = dict(recipe=recipe, data="synthetic", size=32, batch=4, steps=8, ngf=8, ndf=8, log_every=2,
-                save_every=4, out=str(out), workers=0, synthetic_n=12, val_images=4, samples=2,
-                compile=False, progress=False, latent_dim=16, history_size=6)
-    opts.update(kw)
-    return TrainConfig(**opts)
+    return tiny_config(out, recipe, **{**SMALL_RECIPE_PARTS, **kw})
 
 
 def records(out):

@@ -7,28 +7,21 @@ import math
 import pytest
 import torch
 
-from fastgan.train import TrainConfig, train
+from fastgan.train import train
+
+from train_config import SMALL_RECIPE_PARTS, tiny_config
 from fastgan.train.gan_losses import GANLoss
 from fastgan.train.history import HistoryBuffer
 from fastgan.train.recipes import recon_loss
 from fastgan.train.config import RECON_LOSSES
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest, and immune to other jobs on the shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(tmp_path, recipe="pix2pix", **kw):
-    opts = dict(recipe=recipe, data="synthetic", size=32, batch=4, steps=4, ngf=8, ndf=8, log_every=1,
-                save_every=4, out=str(tmp_path / recipe), workers=0, synthetic_n=16, val_images=8,
-                samples=2, compile=False, progress=False, latent_dim=16, history_size=6)
-    opts.update(kw)
-    return TrainConfig(**opts)
+    return tiny_config(tmp_path / recipe, recipe, **{**SMALL_RECIPE_PARTS, "steps": 4, "log_every": 1,
+                                                     "synthetic_n": 16, "val_images": 8, **kw})
 
 
 def records(out):

@@ -225,10 +225,10 @@ Plan make_plan(const char* op, const at::Tensor& x, const at::Tensor& y,
   return p;
 }
 
-// Runs fn(view, img, p0, p1) for every (image, pixel chunk) in parallel, with the
-// scalar type and mask mode resolved at compile time.
-template <typename Fn>
-void for_each_chunk(const Plan& pl, Fn&& fn) {
+// Calls body(view_of) with view_of(img) -> the ImageView of image img, its scalar type and
+// mask mode resolved at compile time.
+template <typename Body>
+void with_image_views(const Plan& pl, Body&& body) {
   const ImageBatch& b = pl.b;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.x.scalar_type(), "cosine_loss", [&] {
     auto run = [&](auto mask_c) {
@@ -236,14 +236,9 @@ void for_each_chunk(const Plan& pl, Fn&& fn) {
       const scalar_t* x = b.x.const_data_ptr<scalar_t>();
       const scalar_t* y = b.y.const_data_ptr<scalar_t>();
       const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, b.n * pl.tasks_per_image, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t t = begin; t < end; ++t) {
-          const int64_t img = t / pl.tasks_per_image;
-          const int64_t p0 = (t % pl.tasks_per_image) * kPixelsPerTask;
-          const ImageView<scalar_t, M> v{x + img * pl.image, y + img * pl.image,
-                                         m ? m + img * pl.mask_image : nullptr, b.c, b.hw, b.nhwc};
-          fn(v, t, img, p0, std::min(b.hw, p0 + kPixelsPerTask));
-        }
+      body([&, x, y, m](int64_t img) {
+        return ImageView<scalar_t, M>{x + img * pl.image, y + img * pl.image,
+                                      m ? m + img * pl.mask_image : nullptr, b.c, b.hw, b.nhwc};
       });
     };
     switch (b.mask_mode) {
@@ -251,6 +246,26 @@ void for_each_chunk(const Plan& pl, Fn&& fn) {
       case kPixelMask: run(std::integral_constant<int, kPixelMask>{}); break;
       default: run(std::integral_constant<int, kFullMask>{}); break;
     }
+  });
+}
+
+// Pixels [p0, p1) of task t (chunk t % tasks_per_image of image t / tasks_per_image).
+inline std::pair<int64_t, int64_t> task_pixels(const Plan& pl, int64_t t) {
+  const int64_t p0 = (t % pl.tasks_per_image) * kPixelsPerTask;
+  return {p0, std::min(pl.b.hw, p0 + kPixelsPerTask)};
+}
+
+// Runs fn(view, t, img, p0, p1) for every (image, pixel chunk) task t in parallel.
+template <typename Fn>
+void for_each_chunk(const Plan& pl, Fn&& fn) {
+  with_image_views(pl, [&](auto view_of) {
+    at::parallel_for(0, pl.b.n * pl.tasks_per_image, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        const int64_t img = t / pl.tasks_per_image;
+        const auto [p0, p1] = task_pixels(pl, t);
+        fn(view_of(img), t, img, p0, p1);
+      }
+    });
   });
 }
 
@@ -373,41 +388,25 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
 // The chunking, and so every sum, is the forward op's.
 template <typename SumsFn, typename GradsFn>
 void two_phase_per_image(const Plan& pl, SumsFn&& sums, GradsFn&& grads) {
-  const ImageBatch& b = pl.b;
-  if (b.n < 2 * int64_t(at::get_num_threads())) {
+  if (pl.b.n < 2 * int64_t(at::get_num_threads())) {
     for_each_chunk(pl, sums);
     for_each_chunk(pl, grads);
     return;
   }
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.x.scalar_type(), "cosine_loss", [&] {
-    auto run = [&](auto mask_c) {
-      constexpr int M = decltype(mask_c)::value;
-      const scalar_t* x = b.x.const_data_ptr<scalar_t>();
-      const scalar_t* y = b.y.const_data_ptr<scalar_t>();
-      const scalar_t* m = b.mask.defined() ? b.mask.const_data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, b.n, 1, [&](int64_t begin, int64_t end) {
-        for (int64_t img = begin; img < end; ++img) {
-          const ImageView<scalar_t, M> v{x + img * pl.image, y + img * pl.image,
-                                         m ? m + img * pl.mask_image : nullptr, b.c, b.hw, b.nhwc};
-          for (int pass = 0; pass < 2; ++pass) {
-            for (int64_t k = 0; k < pl.tasks_per_image; ++k) {
-              const int64_t t = img * pl.tasks_per_image + k, p0 = k * kPixelsPerTask;
-              const int64_t p1 = std::min(b.hw, p0 + kPixelsPerTask);
-              if (pass == 0) {
-                sums(v, t, img, p0, p1);
-              } else {
-                grads(v, t, img, p0, p1);
-              }
-            }
-          }
+  with_image_views(pl, [&](auto view_of) {
+    at::parallel_for(0, pl.b.n, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t img = begin; img < end; ++img) {
+        const auto v = view_of(img);
+        for (int64_t t = img * pl.tasks_per_image; t < (img + 1) * pl.tasks_per_image; ++t) {
+          const auto [p0, p1] = task_pixels(pl, t);
+          sums(v, t, img, p0, p1);
         }
-      });
-    };
-    switch (b.mask_mode) {
-      case kNoMask: run(std::integral_constant<int, kNoMask>{}); break;
-      case kPixelMask: run(std::integral_constant<int, kPixelMask>{}); break;
-      default: run(std::integral_constant<int, kFullMask>{}); break;
-    }
+        for (int64_t t = img * pl.tasks_per_image; t < (img + 1) * pl.tasks_per_image; ++t) {
+          const auto [p0, p1] = task_pixels(pl, t);
+          grads(v, t, img, p0, p1);
+        }
+      }
+    });
   });
 }
 

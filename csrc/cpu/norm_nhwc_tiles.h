@@ -26,6 +26,12 @@ inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p
 inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
 inline vf splat(float v) { return vf{} + v; }
 
+// NB vectors of per-channel values (a block's mean, scale, bias...) into registers.
+template <int NB>
+inline void load_block(vf (&out)[NB], const float* src) {
+  for (int j = 0; j < NB; ++j) out[j] = load(src + j * kV);
+}
+
 // The activation, and its derivative times g; the slope applies at z == 0 (as
 // norm_activation in common/norm_act.h).
 template <int ACT>
@@ -88,11 +94,9 @@ template <int NB, int ACT>
 void forward_block(const float* x, float* y, int64_t pixels, int64_t c, const float* mean,
                    const float* a, const float* beta, float slope) {
   vf m[NB], av[NB], bv[NB];
-  for (int j = 0; j < NB; ++j) {
-    m[j] = load(mean + j * kV);
-    av[j] = load(a + j * kV);
-    bv[j] = load(beta + j * kV);
-  }
+  load_block(m, mean);
+  load_block(av, a);
+  load_block(bv, beta);
   const vf sl = splat(slope);
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = x + p * c;
@@ -119,11 +123,9 @@ void grad_sums_block(const float* dy, const float* x, int64_t pixels, int64_t c,
                      const float* mean, const float* a, const float* beta, float slope,
                      double* s1, double* s2) {
   vf m[NB], av[NB], bv[NB];
-  for (int j = 0; j < NB; ++j) {
-    m[j] = load(mean + j * kV);
-    av[j] = load(a + j * kV);
-    bv[j] = load(beta + j * kV);
-  }
+  load_block(m, mean);
+  load_block(av, a);
+  load_block(bv, beta);
   const vf sl = splat(slope);
   for (int64_t p0 = 0; p0 < pixels; p0 += kSegment) {
     vf t1[NB] = {}, t2[NB] = {};
@@ -150,13 +152,11 @@ void grad_apply_block(const float* dy, const float* x, float* dx, int64_t pixels
                       const float* mean, const float* a, const float* beta, float slope,
                       const float* b, const float* c0) {
   vf m[NB], av[NB], bv[NB], bb[NB], cc[NB];
-  for (int j = 0; j < NB; ++j) {
-    m[j] = load(mean + j * kV);
-    av[j] = load(a + j * kV);
-    bv[j] = load(beta + j * kV);
-    bb[j] = load(b + j * kV);
-    cc[j] = load(c0 + j * kV);
-  }
+  load_block(m, mean);
+  load_block(av, a);
+  load_block(bv, beta);
+  load_block(bb, b);
+  load_block(cc, c0);
   const vf sl = splat(slope);
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = x + p * c;
