@@ -36,10 +36,10 @@ def keep_freed_memory(limit_bytes: int = _DEFAULT_LIMIT) -> bool:
     """Ask glibc to keep and reuse freed blocks of up to ``limit_bytes``. Returns whether
     the setting is in effect (idempotent; False off glibc or when disabled by the env)."""
     global _applied
-    if _applied:
-        return True
     if not isinstance(limit_bytes, int) or isinstance(limit_bytes, bool) or limit_bytes < 1:
         raise ValueError(f"keep_freed_memory: limit_bytes must be a positive int, got {limit_bytes!r}")
+    if _applied:
+        return True
     if os.environ.get("FASTGAN_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:

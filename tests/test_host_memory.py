@@ -11,23 +11,28 @@ from fastgan.host_memory import keep_freed_memory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 
-# A training-like loop (16 MiB activations and gradients made and freed each step); prints
-# the page faults of its steady state.
+# Touch and free a 64 MiB malloc block five times; print the page faults. By default glibc
+# maps a block that large afresh each time (mmap, then munmap on free): 16,384 faults a round.
+# With keep_freed_memory it comes from the heap and is reused as it is. (Training steps do
+# the same through torch's allocator; the heap settles after a few dozen steps there, see
+# fastgan/host_memory.py, which this deterministic check leaves to the benchmarks.)
 _SCRIPT = textwrap.dedent("""
-    import resource, sys, torch
+    import ctypes, resource, sys
     from fastgan.host_memory import keep_freed_memory
     if sys.argv[1] == "keep":
         assert keep_freed_memory()
-    torch.set_num_threads(1)
-    x = torch.randn(16, 256, 32, 32, requires_grad=True)
-    def step():
-        x.grad = None
-        (x * 2).relu().sum().backward()
-    for _ in range(40):  # the heap settles (torch's aligned blocks need a few rounds to coalesce)
-        step()
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    n = 64 << 20
+    def round_trip():
+        p = libc.malloc(n)
+        ctypes.memset(p, 1, n)
+        libc.free(p)
+    round_trip()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):
-        step()
+    for _ in range(5):
+        round_trip()
     print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """)
 
@@ -40,7 +45,7 @@ def _faults(mode: str) -> int:
 
 def test_reallocation_stops_faulting():
     default, kept = _faults("default"), _faults("keep")
-    assert default > 4096  # measured 12k-45k: 16 MiB blocks mapped afresh again and again
+    assert default >= 5 * 16384 * 0.9  # every round maps the 64 MiB afresh
     assert kept < 1000
 
 
