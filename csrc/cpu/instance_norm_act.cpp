@@ -43,6 +43,11 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu/cpu_features.h"
+#ifdef FASTGAN_HAVE_AVX512_BUILD
+#include <immintrin.h>
+#endif
+
 #include "common/norm_act.h"
 #include "cpu/cpu_features.h"
 #include "cpu/huge_pages.h"

@@ -11,7 +11,10 @@
 // strided sweep (C floats apart) reading its 64-256 contiguous bytes per pixel.
 //
 // GCC vector extensions: 16-float vectors, unaligned loads and stores through a 4-byte
-// aligned may_alias type, selects for the activation (no branches).
+// aligned may_alias type, selects for the activation (no branches). Outputs (y, dx) are
+// written with streaming stores when 64-byte aligned (always, for torch's CPU tensors):
+// no read-for-ownership of the output lines, and the image being read a second time is not
+// evicted by them; this took channels_last from 1.05-1.22x the NCHW time to parity.
 
 namespace norm_tiles {
 
@@ -24,6 +27,23 @@ constexpr int kMaxBlock = 4;    // vectors per channel block
 
 inline vf load(const float* p) { return *reinterpret_cast<const vf_unaligned*>(p); }
 inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
+// Streaming store of a 64-byte aligned vector: no read-for-ownership of the line, and the
+// output does not evict the input that the same pass still has to read.
+#ifdef FASTGAN_HAVE_AVX512_BUILD
+inline void store_stream(float* p, vf v) { _mm512_stream_ps(p, v); }
+inline void stream_fence() { _mm_sfence(); }
+#else
+inline void store_stream(float* p, vf v) { store(p, v); }
+inline void stream_fence() {}
+#endif
+template <bool STREAM>
+inline void store_out(float* p, vf v) {
+  if constexpr (STREAM) {
+    store_stream(p, v);
+  } else {
+    store(p, v);
+  }
+}
 inline vf splat(float v) { return vf{} + v; }
 
 // NB vectors of per-channel values (a block's mean, scale, bias...) into registers.
@@ -90,7 +110,7 @@ void moments_block(const float* x, int64_t pixels, int64_t c, double* mean, doub
   }
 }
 
-template <int NB, int ACT>
+template <int NB, int ACT, bool STREAM>
 void forward_block(const float* x, float* y, int64_t pixels, int64_t c, const float* mean,
                    const float* a, const float* beta, float slope) {
   vf m[NB], av[NB], bv[NB];
@@ -102,7 +122,7 @@ void forward_block(const float* x, float* y, int64_t pixels, int64_t c, const fl
     const float* xr = x + p * c;
     float* yr = y + p * c;
     for (int j = 0; j < NB; ++j) {
-      store(yr + j * kV, activate<ACT>(av[j] * (load(xr + j * kV) - m[j]) + bv[j], sl));
+      store_out<STREAM>(yr + j * kV, activate<ACT>(av[j] * (load(xr + j * kV) - m[j]) + bv[j], sl));
     }
   }
 }
@@ -147,7 +167,7 @@ void grad_sums_block(const float* dy, const float* x, int64_t pixels, int64_t c,
   }
 }
 
-template <int NB, int ACT>
+template <int NB, int ACT, bool STREAM>
 void grad_apply_block(const float* dy, const float* x, float* dx, int64_t pixels, int64_t c,
                       const float* mean, const float* a, const float* beta, float slope,
                       const float* b, const float* c0) {
@@ -165,7 +185,7 @@ void grad_apply_block(const float* dy, const float* x, float* dx, int64_t pixels
     for (int j = 0; j < NB; ++j) {
       const vf v = load(xr + j * kV) - m[j];
       const vf g = activate_grad<ACT>(av[j] * v + bv[j], load(gr + j * kV), sl);
-      store(dr + j * kV, av[j] * g + (bb[j] * v + cc[j]));
+      store_out<STREAM>(dr + j * kV, av[j] * g + (bb[j] * v + cc[j]));
     }
   }
 }
@@ -192,13 +212,23 @@ inline void moments(const float* x, int64_t pixels, int64_t c, double* mean, dou
   });
 }
 
+inline bool aligned64(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 63) == 0; }
+
 template <int ACT>
 void forward_apply(const float* x, float* y, int64_t pixels, int64_t c, const float* mean,
                    const float* a, const float* beta, float slope) {
-  for_each_block(c, [&](auto nb, int64_t ch) {
-    forward_block<decltype(nb)::value, ACT>(x + ch, y + ch, pixels, c, mean + ch, a + ch,
-                                            beta + ch, slope);
-  });
+  auto run = [&](auto stream) {
+    for_each_block(c, [&](auto nb, int64_t ch) {
+      forward_block<decltype(nb)::value, ACT, decltype(stream)::value>(
+          x + ch, y + ch, pixels, c, mean + ch, a + ch, beta + ch, slope);
+    });
+  };
+  if (aligned64(y)) {
+    run(std::true_type{});
+    stream_fence();
+  } else {
+    run(std::false_type{});
+  }
 }
 
 template <int ACT>
@@ -214,10 +244,18 @@ template <int ACT>
 void grad_apply(const float* dy, const float* x, float* dx, int64_t pixels, int64_t c,
                 const float* mean, const float* a, const float* beta, float slope,
                 const float* b, const float* c0) {
-  for_each_block(c, [&](auto nb, int64_t ch) {
-    grad_apply_block<decltype(nb)::value, ACT>(dy + ch, x + ch, dx + ch, pixels, c, mean + ch,
-                                               a + ch, beta + ch, slope, b + ch, c0 + ch);
-  });
+  auto run = [&](auto stream) {
+    for_each_block(c, [&](auto nb, int64_t ch) {
+      grad_apply_block<decltype(nb)::value, ACT, decltype(stream)::value>(
+          dy + ch, x + ch, dx + ch, pixels, c, mean + ch, a + ch, beta + ch, slope, b + ch, c0 + ch);
+    });
+  };
+  if (aligned64(dx)) {
+    run(std::true_type{});
+    stream_fence();
+  } else {
+    run(std::false_type{});
+  }
 }
 
 }  // namespace norm_tiles
