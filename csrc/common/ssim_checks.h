@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <optional>
+
 #include "common/ssim_common.h"
 
 namespace fastgan {
@@ -32,6 +34,21 @@ inline void check_ssim_inputs(const char* op, const at::Tensor& x, const at::Ten
   TORCH_CHECK(p.sigma > 0 && p.data_range > 0 && p.k1 > 0 && p.k2 > 0, op,
               ": sigma, data_range, k1 and k2 must be > 0");
   TORCH_CHECK(x.numel() > 0, op, ": x has no elements");
+}
+
+// The optional weight mask, checked against x: (N, 1, H, W) or (N, C, H, W), x's dtype and
+// device. An undefined tensor when there is none.
+inline at::Tensor checked_ssim_mask(const char* op, const at::Tensor& x,
+                                    const std::optional<at::Tensor>& mask) {
+  if (!mask.has_value() || !mask->defined()) return at::Tensor();
+  const at::Tensor& m = *mask;
+  TORCH_CHECK(m.dim() == 4 && m.size(0) == x.size(0) && (m.size(1) == 1 || m.size(1) == x.size(1)) &&
+                  m.size(2) == x.size(2) && m.size(3) == x.size(3),
+              op, ": mask must have shape (N, 1, H, W) or (N, C, H, W) matching x ", x.sizes(),
+              ", got ", m.sizes());
+  TORCH_CHECK(m.scalar_type() == x.scalar_type(), op, ": mask must have x's dtype");
+  TORCH_CHECK(m.device() == x.device(), op, ": mask must be on x's device");
+  return m;
 }
 
 }  // namespace fastgan

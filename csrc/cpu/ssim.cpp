@@ -355,15 +355,6 @@ std::vector<BandSums> run_job(const Job<T>& job) {
 
 using Params = SsimParams;  // checked by check_ssim_inputs (common/ssim_checks.h)
 
-void check_mask(const char* op, const at::Tensor& x, const at::Tensor& m) {
-  TORCH_CHECK(m.dim() == 4 && m.size(0) == x.size(0) && (m.size(1) == 1 || m.size(1) == x.size(1)) &&
-                  m.size(2) == x.size(2) && m.size(3) == x.size(3),
-              op, ": mask must have shape (N, 1, H, W) or (N, C, H, W) matching x ", x.sizes(),
-              ", got ", m.sizes());
-  TORCH_CHECK(m.scalar_type() == x.scalar_type(), op, ": mask must have x's dtype");
-  TORCH_CHECK(m.device() == x.device(), op, ": mask must be on x's device");
-}
-
 template <typename T>
 Job<T> make_job(const at::Tensor& x, const at::Tensor& y, const Params& p) {
   Job<T> job;
@@ -443,11 +434,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_impl(
     const char* op, const at::Tensor& x, const at::Tensor& y, const std::optional<at::Tensor>& mask,
     const Params& p, bool grad, bool need_x, bool need_y, double grad_scale) {
   check_ssim_inputs(op, x, y, p);
-  at::Tensor m;
-  if (mask.has_value() && mask->defined()) {
-    check_mask(op, x, *mask);
-    m = *mask;
-  }
+  const at::Tensor m = checked_ssim_mask(op, x, mask);
   at::Tensor gx, gy;
   std::tuple<at::Tensor, at::Tensor> st;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
@@ -490,11 +477,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const a
   check_ssim_inputs(op, x, y, p);
   TORCH_CHECK(grad.numel() == x.size(0) * x.size(1), op,
               ": grad must have N * C elements (one per plane), got ", grad.sizes());
-  at::Tensor m;
-  if (mask.has_value() && mask->defined()) {
-    check_mask(op, x, *mask);
-    m = *mask;
-  }
+  const at::Tensor m = checked_ssim_mask(op, x, mask);
   const at::Tensor factor = grad.to(at::kDouble).contiguous();
   at::Tensor gx, gy;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {

@@ -58,19 +58,6 @@ View<scalar_t> view_of(const at::Tensor& t) {
 
 using Params = SsimParams;  // checked by check_ssim_inputs (common/ssim_checks.h)
 
-at::Tensor checked_mask(const char* op, const at::Tensor& x,
-                        const std::optional<at::Tensor>& mask) {
-  if (!mask.has_value() || !mask->defined()) return at::Tensor();
-  const at::Tensor& m = *mask;
-  TORCH_CHECK(m.dim() == 4 && m.size(0) == x.size(0) && (m.size(1) == 1 || m.size(1) == x.size(1)) &&
-                  m.size(2) == x.size(2) && m.size(3) == x.size(3),
-              op, ": mask must have shape (N, 1, H, W) or (N, C, H, W) matching x ", x.sizes(),
-              ", got ", m.sizes());
-  TORCH_CHECK(m.scalar_type() == x.scalar_type(), op, ": mask must have x's dtype");
-  TORCH_CHECK(m.device() == x.device(), op, ": mask must be on x's device");
-  return m;
-}
-
 Geometry make_geometry(const at::Tensor& x, const Params& p, int tile, bool padded_grid) {
   Geometry g{};
   g.c = x.size(1);
@@ -254,7 +241,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_forward(const at::Tensor& x, const at::T
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
   check_ssim_inputs(op, x, y, p);
   const c10::cuda::CUDAGuard guard(x.device());
-  return run_forward(op, x, y, checked_mask(op, x, mask), p, nullptr);
+  return run_forward(op, x, y, checked_ssim_mask(op, x, mask), p, nullptr);
 }
 
 std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const at::Tensor& x,
@@ -273,7 +260,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const a
   const c10::cuda::CUDAGuard guard(x.device());
   const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor factor = grad.reshape({-1}).to(opmath).contiguous();
-  return run_backward(op, x, y, checked_mask(op, x, mask), at::Tensor(), factor, p, need_x,
+  return run_backward(op, x, y, checked_ssim_mask(op, x, mask), at::Tensor(), factor, p, need_x,
                       need_y);
 }
 
