@@ -35,7 +35,8 @@ def _restore_backend():
 
 @pytest.fixture
 def one_thread():
-    """Tiny models: one thread is fastest, and immune to other jobs on the shared cores."""
+    """Tiny models and the data code's many small tensor ops: one thread is fastest on a
+    shared 2-core machine, where OpenMP threads waiting for each other cost several times."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

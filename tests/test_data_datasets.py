@@ -16,12 +16,7 @@ from fastgan.data.datasets import SHARED_FACES_SPLIT  # noqa: E402
 from fastgan.data.io import decode, normalise_points  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _save(path, w=40, h=50, seed=0, mode="RGB"):

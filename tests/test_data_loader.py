@@ -9,12 +9,7 @@ from fastgan.data.datasets import SHARED_FACES_SPLIT
 from fastgan.data.loader import epoch_order
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

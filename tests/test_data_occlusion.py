@@ -13,14 +13,7 @@ from fastgan.data.occlusion import (COVERAGE, KINDS, MEAN_LANDMARKS, coverage_st
 SINGLE = [k for k in KINDS if k != "mix"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The data ops are many small tensor ops; on a shared 2-core machine OpenMP threads that
-    # wait for each other make them several times slower, so these tests run single-threaded.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(n=6, size=48, seed=0, dtype=torch.float32):

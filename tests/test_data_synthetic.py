@@ -7,12 +7,7 @@ from fastgan.data.occlusion import MEAN_LANDMARKS
 from fastgan.data.synthetic import N_PARAMS, draw_params, render, render_faces
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_deterministic_and_seed_dependent():
