@@ -15,25 +15,23 @@
 // (N, C) statistics). Each unit of work (an (n, c) plane in NCHW, an image in NHWC) is
 // processed whole by one thread: its statistics pass pulls it from memory and the
 // output pass re-reads it from the cache (L2 for a 64 KiB plane; L2 or L3 for an image).
-// Measured on a 2-core Zen 5 (AVX2 build), 64 MiB tensors: NHWC with C = 64 takes the
-// same time for images of 64 KiB to 4 MiB, 10-20% more than NCHW with planes of 16 KiB
-// to 1 MiB, so the gap is not the cache level. The NHWC loops load per-channel coefficients
-// and accumulators with every row (the backward's dx pass: 7 loads per vector of data
-// against 2). Channel blocks (strided rows) and several rows per step (to share those
-// loads) both measured slower: this CPU's prefetchers want each stream read in order.
+// The plain NHWC loops load per-channel coefficients and accumulators with every row (the
+// backward's dx pass: 7 loads per vector of data against 2); on AVX-512 CPUs with C % 16 == 0
+// the NHWC chunks run cpu/norm_nhwc_tiles.h instead, which keeps a 64-channel block's state
+// in registers and streams its outputs past the cache (channels_last at parity with NCHW).
 // FLOPs per element: forward 1 (sum) + 4 (centred squares) + 5 (affine, activation);
 // backward 7 (sums) + 8 (dx). At 4 bytes per element that is ~1.3 and ~1.3 FLOP/byte:
 // memory bound on paper, but close enough to the core's limits that the loops are
 // kept branch-free and vectorised (see norm_activation in common/norm_act.h).
 //
 // Statistics are exact two-pass moments per chunk (NCHW: 4096 elements; NHWC: up to
-// 8192 elements of whole pixels, at most 256 pixels) in fp32 lanes with the chunk in
+// 8192 elements of whole pixels, at most 256 pixels; tiles: 256 pixels) in fp32 lanes with the chunk in
 // L1, merged across chunks in float64 with Chan's formula, so inputs with a large mean
 // keep full precision. Chunks are fixed by the shape; when there are fewer units than
 // 2 x threads, the chunks of a unit run in parallel and are merged in the same order,
 // so results never depend on the thread count. NHWC vectorises across channels with
 // per-channel accumulators in L1. float16 / bfloat16 chunks are converted to float32
-// scratch with vectorised loops first (cpu/reduced_float.h). Outputs of 4 MiB or more
+// scratch with vectorised loops first (cpu/reduced_float.h). Outputs of 32 MiB or more
 // are advised as transparent huge pages before their first touch (cpu/huge_pages.h).
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -45,11 +43,10 @@
 
 #include "cpu/cpu_features.h"
 #ifdef FASTGAN_HAVE_AVX512_BUILD
-#include <immintrin.h>
+#include <immintrin.h>  // the streaming stores of cpu/norm_nhwc_tiles.h
 #endif
 
 #include "common/norm_act.h"
-#include "cpu/cpu_features.h"
 #include "cpu/huge_pages.h"
 #include "cpu/lane_sums.h"
 #include "cpu/reduced_float.h"
