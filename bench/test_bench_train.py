@@ -163,5 +163,18 @@ def test_train_step(benchmark, tmp_path, device, impl):
     _warm(run)
     result = benchmark.pedantic(run, rounds=8 if device == "cpu" else 20, iterations=1, warmup_rounds=1)
     del result
-    benchmark.extra_info.update(impl=impl, params=params,
-                                img_per_s=BATCH / benchmark.stats.stats.median)
+    median = benchmark.stats.stats.median
+    gflop = _step_gflop(fn) if impl == "baseline" else None
+    benchmark.extra_info.update(impl=impl, params=params, img_per_s=BATCH / median)
+    if gflop is not None:  # the work both steps share: what bounds any speed-up
+        benchmark.extra_info.update(gflop_per_step=gflop, gflop_per_s=gflop / median)
+
+
+def _step_gflop(step) -> float:
+    """Convolution and matmul FLOPs of one training step (forward and backward), counted by
+    torch.utils.flop_counter: the arithmetic that bounds what any implementation can save."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops() / 1e9
