@@ -11,10 +11,11 @@ calls that re-faulted its two 16 MiB outputs (8,160 faults), one call in two.
 blocks stay mapped and are reused: the process keeps its peak footprint instead of
 returning memory between steps, as the caching allocators of jemalloc / tcmalloc or
 PyTorch's CUDA allocator do. (torch's 64-byte aligned blocks fit a freed block of the same
-size only after neighbours coalesce, so the heap grows for the first few dozen steps, then
-stops faulting: tests/test_host_memory.py.) The trainer calls it for CPU runs and the benchmarks call it
-for every entry alike; ``FASTGAN_KEEP_FREED_MEMORY=0`` turns it off. Linux with glibc
-only; elsewhere it does nothing and returns False.
+size only after neighbours coalesce, so in a training loop the heap grows for the first few
+dozen steps, then stops faulting; tests/test_host_memory.py checks the malloc mechanism
+itself.) The trainer calls it for CPU runs and the benchmarks for every entry alike;
+``FASTGAN_KEEP_FREED_MEMORY=0`` turns it off. Linux with glibc only; elsewhere it does
+nothing and returns False.
 """
 
 from __future__ import annotations
