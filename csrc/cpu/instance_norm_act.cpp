@@ -50,6 +50,7 @@
 #include "cpu/huge_pages.h"
 #include "cpu/lane_sums.h"
 #include "cpu/reduced_float.h"
+#include "cpu/streaming_stores.h"
 
 namespace fastgan::cpu {
 namespace {

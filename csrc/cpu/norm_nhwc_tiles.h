@@ -31,10 +31,8 @@ inline void store(float* p, vf v) { *reinterpret_cast<vf_unaligned*>(p) = v; }
 // output does not evict the input that the same pass still has to read.
 #ifdef FASTGAN_HAVE_AVX512_BUILD
 inline void store_stream(float* p, vf v) { _mm512_stream_ps(p, v); }
-inline void stream_fence() { _mm_sfence(); }
 #else
 inline void store_stream(float* p, vf v) { store(p, v); }
-inline void stream_fence() {}
 #endif
 template <bool STREAM>
 inline void store_out(float* p, vf v) {
@@ -212,8 +210,6 @@ inline void moments(const float* x, int64_t pixels, int64_t c, double* mean, dou
   });
 }
 
-inline bool aligned64(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 63) == 0; }
-
 template <int ACT>
 void forward_apply(const float* x, float* y, int64_t pixels, int64_t c, const float* mean,
                    const float* a, const float* beta, float slope) {
@@ -223,7 +219,7 @@ void forward_apply(const float* x, float* y, int64_t pixels, int64_t c, const fl
           x + ch, y + ch, pixels, c, mean + ch, a + ch, beta + ch, slope);
     });
   };
-  if (aligned64(y)) {
+  if (aligned_to<64>(y)) {
     run(std::true_type{});
     stream_fence();
   } else {
@@ -250,7 +246,7 @@ void grad_apply(const float* dy, const float* x, float* dx, int64_t pixels, int6
           dy + ch, x + ch, dx + ch, pixels, c, mean + ch, a + ch, beta + ch, slope, b + ch, c0 + ch);
     });
   };
-  if (aligned64(dx)) {
+  if (aligned_to<64>(dx)) {
     run(std::true_type{});
     stream_fence();
   } else {

@@ -1,7 +1,8 @@
 // Streaming (non-temporal) stores of float blocks, for outputs written once and not read
 // back soon: no read-for-ownership of their cache lines, and no eviction of the inputs the
 // same pass still reads. GCC ignores `omp simd nontemporal(...)`, so the loops compute a
-// block into an L1 buffer and store it with these. x86 with AVX only; elsewhere plain stores.
+// block into an L1 buffer and store it with these (cpu/norm_nhwc_tiles.h streams 512-bit
+// vectors itself). x86 with AVX only; elsewhere plain stores.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,9 @@ constexpr bool kHaveStreamingStores = true;
 constexpr bool kHaveStreamingStores = false;
 #endif
 
-inline bool aligned32(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 31) == 0; }
+template <uintptr_t BYTES>
+inline bool aligned_to(const void* p) { return (reinterpret_cast<uintptr_t>(p) & (BYTES - 1)) == 0; }
+inline bool aligned32(const void* p) { return aligned_to<32>(p); }
 
 // L floats from src to the 32-byte aligned dst (L a multiple of 8).
 template <int L>
