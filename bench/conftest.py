@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -51,6 +52,30 @@ def synchronized(fn, device: str):
         return out
 
     return run
+
+
+def interleaved_ratio(benchmark, base, other, rounds: int) -> dict:
+    """Times `other` between two calls of `base`, `rounds` times, under pytest-benchmark
+    (this shared machine's speed drifts between groups run one after the other, so a
+    ratio of two groups' medians moves with it). Both callables include their own
+    device sync. Returns the median over rounds of other's time / the mean of the two
+    base calls around it, and each one's median time in ms; also recorded as the
+    benchmark's `interleaved_ratio`, which the summary table prints."""
+    t_base, t_other = [], []
+
+    def one_round():
+        for fn, acc in ((base, t_base), (other, t_other), (base, t_base)):
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+
+    benchmark.pedantic(one_round, rounds=rounds, iterations=1, warmup_rounds=0)
+    ratio = statistics.median(t_other[i] / ((t_base[2 * i] + t_base[2 * i + 1]) / 2)
+                              for i in range(len(t_other)))
+    row = dict(ratio=ratio, base_ms=statistics.median(t_base) * 1e3,
+               other_ms=statistics.median(t_other) * 1e3)
+    benchmark.extra_info["interleaved_ratio"] = ratio
+    return row
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -9,16 +9,13 @@ x and writes dx: 5 tensors (on a GPU the table prints the achieved GB/s against 
 Run: .venv/bin/python -m pytest bench/test_bench_norm.py --benchmark-only
 """
 
-import statistics
-import time
-
 import pytest
 import torch
 from torch import nn
 
 import fastgan as fg
 
-from conftest import synchronized
+from conftest import interleaved_ratio, synchronized
 
 SHAPES = [(16, 64, 128, 128), (16, 256, 32, 32)]
 SLOPE = 0.2
@@ -84,17 +81,7 @@ def test_channels_last_against_nchw_side_by_side(benchmark, device, shape):
         steps[layout] = synchronized(step, device)
         for _ in range(3):
             steps[layout]()
-    t_nchw, t_cl = [], []
-
-    def one_round():
-        for layout, acc in (("nchw", t_nchw), ("channels_last", t_cl), ("nchw", t_nchw)):
-            t = time.perf_counter()
-            steps[layout]()
-            acc.append(time.perf_counter() - t)
-
     benchmark.group = f"instance_norm_act channels_last / nchw side by side {'x'.join(map(str, shape))} fp32 {device}"
-    benchmark.pedantic(one_round, rounds=30, iterations=1, warmup_rounds=0)
-    ratio = statistics.median(t_cl[i] / ((t_nchw[2 * i] + t_nchw[2 * i + 1]) / 2) for i in range(len(t_cl)))
-    benchmark.extra_info.update(impl="fastgan", interleaved_ratio=ratio,
-                                nchw_median_ms=statistics.median(t_nchw) * 1e3,
-                                channels_last_median_ms=statistics.median(t_cl) * 1e3)
+    row = interleaved_ratio(benchmark, steps["nchw"], steps["channels_last"], rounds=30)
+    benchmark.extra_info.update(impl="fastgan", nchw_median_ms=row["base_ms"],
+                                channels_last_median_ms=row["other_ms"])

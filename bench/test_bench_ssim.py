@@ -22,7 +22,7 @@ import torch
 import fastgan as fg
 from fastgan import reference as R
 
-from conftest import synchronized
+from conftest import interleaved_ratio, synchronized
 
 CPU_SHAPE = (8, 3, 256, 256)
 GPU_SHAPES = [(8, 3, 256, 256), (32, 3, 256, 256), (1, 3, 1080, 1920)]
@@ -263,20 +263,10 @@ def test_ssim_side_by_side_cpu(benchmark, interleaved_report, what, peer):
 
     call(theirs)  # a peer that cannot run skips here
     call(ours)
-    t_ours, t_theirs = [], []
-
-    def one_round():
-        for fn, acc in ((ours, t_ours), (theirs, t_theirs), (ours, t_ours)):
-            t = time.perf_counter()
-            call(fn)
-            acc.append(time.perf_counter() - t)
-
     benchmark.group = f"ssim {what} side by side {'x'.join(map(str, CPU_SHAPE))} float32 cpu"
-    benchmark.pedantic(one_round, rounds=PEER_ROUNDS, iterations=1, warmup_rounds=0)
-    # Each peer call against the mean of the fastgan calls just before and after it.
-    ratios = sorted(t_theirs[i] / ((t_ours[2 * i] + t_ours[2 * i + 1]) / 2) for i in range(len(t_theirs)))
-    row = dict(what=what, peer=peer, fastgan_ms=sorted(t_ours)[len(t_ours) // 2] * 1e3,
-               peer_ms=sorted(t_theirs)[len(t_theirs) // 2] * 1e3, ratio=ratios[len(ratios) // 2])
-    benchmark.extra_info.update(impl=f"{peer} side by side", interleaved_ratio=row["ratio"],
-                                fastgan_median_ms=row["fastgan_ms"], peer_median_ms=row["peer_ms"])
+    timed = interleaved_ratio(benchmark, lambda: call(ours), lambda: call(theirs), rounds=PEER_ROUNDS)
+    row = dict(what=what, peer=peer, fastgan_ms=timed["base_ms"], peer_ms=timed["other_ms"],
+               ratio=timed["ratio"])
+    benchmark.extra_info.update(impl=f"{peer} side by side", fastgan_median_ms=row["fastgan_ms"],
+                                peer_median_ms=row["peer_ms"])
     interleaved_report.append(row)

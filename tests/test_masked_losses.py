@@ -228,3 +228,45 @@ def test_cosine_forward_with_grad_equals_two_passes(dim, n, mask_kind, layout):
         assert torch.equal(fused, loss)
         assert torch.equal(fgx, gx) and torch.equal(fgy, gy)
         assert gx.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("mask_kind", ["none", "pixel", "full"])
+def test_float32_vector_loops_match_float64(name, mask_kind):
+    """Float32 runs through the AVX2 rows where the build has them (csrc/cpu/*_avx2.h):
+    rows long and 32-byte aligned enough for streamed gradient stores (H*W a multiple of
+    8, several chunks per image), and exact ties x == y, where L1's slope sign(0) is 0."""
+    g = torch.Generator().manual_seed(5)
+    shape = (2, 3, 48, 64)  # 3072 px: three cosine chunks of 1024, one pointwise chunk
+    x = torch.randn(shape, generator=g)
+    y = torch.randn(shape, generator=g)
+    y[:, :, ::7] = x[:, :, ::7]
+    mask = {"none": None, "pixel": torch.rand(2, 1, 48, 64, generator=g),
+            "full": torch.rand(shape, generator=g)}[mask_kind]
+    fast, ref = LOSSES[name]
+    x32, y32 = x.clone().requires_grad_(), y.clone().requires_grad_()
+    x64, y64 = x.double().requires_grad_(), y.double().requires_grad_()
+    got = _run(fast, x32, y32, mask, "none")
+    want = _run(ref, x64, y64, None if mask is None else mask.double(), "none")
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-6)
+    if name == "masked_l1":
+        assert not got[1][:, :, ::7].any()  # ties: zero gradient
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("masked", [False, True])
+def test_cosine_two_pass_backward_matches_fused_float32(dim, masked):
+    """The backward op (used where the forward did not store gradients) and the fused
+    forward agree on float32 inputs of vector-loop size."""
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 3, 48, 64, generator=g)
+    y = torch.randn(2, 3, 48, 64, generator=g)
+    mask = torch.rand(2, 1, 48, 64, generator=g) if masked else None
+    ops = torch.ops.fastgan
+    loss, stats = ops.cosine_loss_forward(x, y, mask, dim, 1e-8, 2)
+    fused_loss, fgx, fgy = ops.cosine_loss_forward_with_grad(x, y, mask, dim, 1e-8, 2, True, True)
+    gx, gy = ops.cosine_loss_backward(torch.ones(()), x, y, mask, stats, dim, 1e-8, 2, True, True)
+    torch.testing.assert_close(fused_loss, loss)
+    torch.testing.assert_close(fgx, gx)
+    torch.testing.assert_close(fgy, gy)

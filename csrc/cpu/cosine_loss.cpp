@@ -15,12 +15,17 @@
 
 #include "common/cosine_loss.h"
 #include "common/loss_common.h"
+#include "cpu/cosine_rows_avx2.h"
 #include "cpu/mask_weights.h"
+#include "cpu/streaming_stores.h"
 
 namespace fastgan::cpu {
 namespace {
 
 constexpr int64_t kPixelsPerTask = 1024;
+// Gradient rows at least this long, and 32-byte aligned, are written with streaming
+// stores; every parallel body ends with one stream_fence for them.
+constexpr int64_t kMinStreamedRow = 256;
 
 template <typename scalar_t>
 using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
@@ -52,6 +57,12 @@ inline T weight_sq(const scalar_t* w, int64_t i) {
 template <typename T, int MASK, typename scalar_t>
 void accumulate_row(const scalar_t* x, const scalar_t* y, const scalar_t* w, int64_t n, T& dot,
                     T& nx, T& ny) {
+#ifdef FASTGAN_HAVE_AVX2_ROWS
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    avx2::cosine_sums_row<MASK != kNoMask>(x, y, w, n, dot, nx, ny);
+    return;
+  }
+#endif
   T d = 0, a = 0, b = 0;
 #pragma omp simd reduction(+ : d, a, b)
   for (int64_t i = 0; i < n; ++i) {
@@ -166,6 +177,17 @@ void to_coefficients(T* dot, T* nx, T* ny, int64_t len, T eps) {
 template <int STEP, int MASK, typename T, typename scalar_t>
 void grad_row(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx, scalar_t* gy,
               int64_t n, T dcos, const T* a, const T* bx, const T* by) {
+#ifdef FASTGAN_HAVE_AVX2_ROWS
+  if constexpr (std::is_same_v<scalar_t, float> && STEP == 0) {
+    constexpr bool kWeighted = MASK != kNoMask;
+    if (n >= kMinStreamedRow && (!gx || aligned32(gx)) && (!gy || aligned32(gy))) {
+      avx2::cosine_grad_row<kWeighted, true>(x, y, w, gx, gy, n, dcos, a[0], bx[0], by[0]);
+    } else {
+      avx2::cosine_grad_row<kWeighted, false>(x, y, w, gx, gy, n, dcos, a[0], bx[0], by[0]);
+    }
+    return;
+  }
+#endif
 #pragma omp simd
   for (int64_t k = 0; k < n; ++k) {
     const T w2d = dcos * weight_sq<T, MASK>(w, k);
@@ -207,6 +229,45 @@ void write_grads(const ImageView<scalar_t, MASK>& v, scalar_t* gx, scalar_t* gy,
       }
     }
   }
+}
+
+// Per-pixel losses (dim 1) of pixels [p0, p1): returns the sum of 1 - cos and, where gx /
+// gy are given (image-level pointers, null when not wanted), writes their gradients for
+// d loss / d cos = dcos. Float NCHW runs in registers (avx2::cosine_pixels); other types,
+// NHWC and the last < 8 pixels go through per-pixel arrays in L1.
+template <typename T, typename scalar_t, int MASK>
+T pixel_chunk(const ImageView<scalar_t, MASK>& v, scalar_t* gx, scalar_t* gy, int64_t p0,
+              int64_t p1, T dcos, T eps) {
+  T loss = 0;
+#ifdef FASTGAN_HAVE_AVX2_ROWS
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    if (!v.nhwc) {
+      const float* w = MASK == kNoMask ? nullptr : v.m + p0;  // the pixel row or channel 0's row
+      float* gxp = gx ? gx + p0 : nullptr;
+      float* gyp = gy ? gy + p0 : nullptr;
+      const bool stream = (gx || gy) && v.hw % 8 == 0 && (!gx || aligned32(gxp)) &&
+                          (!gy || aligned32(gyp));
+      int64_t done = 0;
+      if (stream) {
+        loss = avx2::cosine_pixels<MASK, true>(v.x + p0, v.y + p0, w, gxp, gyp, v.c, v.hw, p1 - p0,
+                                               dcos, eps, done);
+      } else {
+        loss = avx2::cosine_pixels<MASK, false>(v.x + p0, v.y + p0, w, gxp, gyp, v.c, v.hw,
+                                                p1 - p0, dcos, eps, done);
+      }
+      p0 += done;
+    }
+  }
+#endif
+  if (p0 == p1) return loss;
+  T a[kPixelsPerTask], bx[kPixelsPerTask], by[kPixelsPerTask];
+  pixel_sums<T>(v, p0, p1, a, bx, by);
+  loss += sum_pixel_losses<T>(a, bx, by, p1 - p0, eps);
+  if (gx || gy) {
+    to_coefficients(a, bx, by, p1 - p0, eps);
+    write_grads<true>(v, gx, gy, p0, p1, dcos, a, bx, by);
+  }
+  return loss;
 }
 
 struct Plan {
@@ -265,6 +326,7 @@ void for_each_chunk(const Plan& pl, Fn&& fn) {
         const auto [p0, p1] = task_pixels(pl, t);
         fn(view_of(img), t, img, p0, p1);
       }
+      stream_fence();  // the gradient loops' streaming stores: once per thread, not per row
     });
   });
 }
@@ -329,13 +391,13 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_forward(const at::Tensor& x, cons
   // dim 0: per task {x.y, x.x, y.y}; dim 1: per task {sum of per-pixel losses, 0, 0}.
   std::vector<std::array<double, 3>> partial(b.n * pl.tasks_per_image);
   for_each_chunk(pl, [&](const auto& v, int64_t t, int64_t, int64_t p0, int64_t p1) {
-    using T = opmath_t<std::remove_cv_t<std::remove_pointer_t<decltype(v.x)>>>;
+    using scalar_t = std::remove_cv_t<std::remove_pointer_t<decltype(v.x)>>;
+    using T = opmath_t<scalar_t>;
     if (dim == 0) {
       partial[t] = image_sums<T>(v, p0, p1);
     } else {
-      T dot[kPixelsPerTask], nx[kPixelsPerTask], ny[kPixelsPerTask];
-      pixel_sums<T>(v, p0, p1, dot, nx, ny);
-      partial[t] = {double(sum_pixel_losses<T>(dot, nx, ny, p1 - p0, T(eps))), 0.0, 0.0};
+      scalar_t* none = nullptr;
+      partial[t] = {double(pixel_chunk<T>(v, none, none, p0, p1, T(0), T(eps))), 0.0, 0.0};
     }
   });
 
@@ -372,10 +434,7 @@ std::tuple<at::Tensor, at::Tensor> cosine_loss_backward(
       const auto c = cosine_coef<T>(T(s[0]), T(s[1]), T(s[2]), T(eps));
       write_grads<false>(v, gxi, gyi, p0, p1, d, &c.a, &c.bx, &c.by);
     } else {
-      T a[kPixelsPerTask], bx[kPixelsPerTask], by[kPixelsPerTask];
-      pixel_sums<T>(v, p0, p1, a, bx, by);
-      to_coefficients(a, bx, by, p1 - p0, T(eps));
-      write_grads<true>(v, gxi, gyi, p0, p1, d, a, bx, by);
+      pixel_chunk<T>(v, gxi, gyi, p0, p1, d, T(eps));
     }
   });
   return {gx, gy};
@@ -406,6 +465,7 @@ void two_phase_per_image(const Plan& pl, SumsFn&& sums, GradsFn&& grads) {
           grads(v, t, img, p0, p1);
         }
       }
+      stream_fence();
     });
   });
 }
@@ -461,12 +521,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cosine_loss_forward_with_grad(
   } else {
     for_each_chunk(pl, [&](const auto& v, int64_t t, int64_t img, int64_t p0, int64_t p1) {
       using T = opmath_t<std::remove_cv_t<std::remove_pointer_t<decltype(v.x)>>>;
-      T a[kPixelsPerTask], bx[kPixelsPerTask], by[kPixelsPerTask];
-      pixel_sums<T>(v, p0, p1, a, bx, by);
-      partial[t] = {double(sum_pixel_losses<T>(a, bx, by, p1 - p0, T(eps))), 0.0, 0.0};
-      to_coefficients(a, bx, by, p1 - p0, T(eps));
       const auto [gxi, gyi] = grad_ptrs(v, img);
-      write_grads<true>(v, gxi, gyi, p0, p1, T(dcos[img]), a, bx, by);
+      partial[t] = {double(pixel_chunk<T>(v, gxi, gyi, p0, p1, T(dcos[img]), T(eps))), 0.0, 0.0};
     });
   }
   return {std::get<0>(finish_forward(pl, partial, dim, eps, reduction)), gx, gy};

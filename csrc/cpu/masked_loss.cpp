@@ -20,6 +20,7 @@
 #include "common/loss_common.h"
 #include "common/pointwise_loss.h"
 #include "cpu/lane_sums.h"
+#include "cpu/pointwise_rows_avx2.h"
 #include "cpu/streaming_stores.h"
 #include "cpu/mask_weights.h"
 
@@ -47,34 +48,28 @@ inline T element_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, s
   return wi * pointwise_error<KIND>(d, eps2);
 }
 
-// float gradients go out with streaming stores where the row is 32-byte aligned: no
-// read-for-ownership of gx's lines (a third of the bytes a fused pass moves for them).
-template <typename scalar_t>
-constexpr bool kCanStream = std::is_same_v<scalar_t, float> && kHaveStreamingStores;
+constexpr int64_t kMinStreamedRow = 256;
 
+// One contiguous row: float through the AVX2 rows (cpu/pointwise_rows_avx2.h) where the
+// build has them, every other type (and float elsewhere) through the generic loop.
 template <int KIND, int W_STEP, bool GRAD, typename scalar_t, typename T>
 T row_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx, int64_t n,
            T eps2, T scale) {
+#ifdef FASTGAN_HAVE_AVX2_ROWS
+  if constexpr (std::is_same_v<scalar_t, float>) {
+    // Float gradients go out with streaming stores where the row is 32-byte aligned: no
+    // read-for-ownership of gx's lines (a third of the bytes a fused pass moves for them).
+    // Not for short rows (an NHWC pixel's channels), which stay in cache anyway.
+    // The caller fences once per thread (run_passes).
+    if (GRAD && n >= kMinStreamedRow && aligned32(gx)) {
+      return avx2::pointwise_row<KIND, W_STEP, GRAD, true>(x, y, w, gx, n, eps2, scale);
+    }
+    return avx2::pointwise_row<KIND, W_STEP, GRAD, false>(x, y, w, gx, n, eps2, scale);
+  }
+#endif
   constexpr int L = kLanes<T>;
   T acc[L] = {};
   const int64_t body = n / L * L;
-  if constexpr (GRAD && kCanStream<scalar_t>) {
-    if (aligned32(gx)) {
-      for (int64_t b = 0; b < body; b += L) {
-        const scalar_t* xb = x + b;
-        const scalar_t* yb = y + b;
-        const scalar_t* wb = W_STEP == 1 ? w + b : w;
-        alignas(32) float g[L];
-#pragma omp simd
-        for (int j = 0; j < L; ++j) acc[j] += element_pass<KIND, W_STEP, true>(xb, yb, wb, g, j, eps2, scale);
-        stream_block<L>(gx + b, g);
-      }
-      stream_fence();
-      T num = lane_total(acc);
-      for (int64_t i = body; i < n; ++i) num += element_pass<KIND, W_STEP, GRAD>(x, y, w, gx, i, eps2, scale);
-      return num;
-    }
-  }
   for (int64_t b = 0; b < body; b += L) {
     const scalar_t* xb = x + b;
     const scalar_t* yb = y + b;
@@ -166,6 +161,9 @@ std::vector<double> run_passes(const ImageBatch& b, int64_t kind, double eps, at
               g ? g + img * image : nullptr, b.c, b.hw, b.nhwc, p0, p1, T(eps * eps),
               GRAD ? T(scale[img]) : T(0));
         }
+        // Orders this thread's streaming stores, once: a fence per row (every 4-16 KB)
+        // stalled the loop on draining the write-combining buffers, ~0.1 ms a call.
+        if constexpr (GRAD) stream_fence();
       });
     });
   });
