@@ -510,6 +510,7 @@ struct ForwardPlan {
           finish_unit(u, mean.data(), m2.data());
           for (int64_t k = 0; k < g.chunks; ++k) apply_chunk(u, k, sc);
         }
+        stream_fence();  // the NHWC tiles' streaming stores, once per thread
       });
       return;
     }
@@ -536,6 +537,7 @@ struct ForwardPlan {
     at::parallel_for(0, tasks, g.chunk_grain(), [&](int64_t begin, int64_t end) {
       Scratch sc(g);
       for (int64_t t = begin; t < end; ++t) apply_chunk(t / g.chunks, t % g.chunks, sc);
+      stream_fence();
     });
   }
 };
@@ -653,6 +655,7 @@ struct BackwardPlan {
           finish_unit(u, sc.t1.data(), sc.t2.data());
           for (int64_t k = 0; k < g.chunks; ++k) apply_chunk(u, k, sc);
         }
+        stream_fence();
       });
       return;
     }
@@ -681,6 +684,7 @@ struct BackwardPlan {
     at::parallel_for(0, tasks, g.chunk_grain(), [&](int64_t begin, int64_t end) {
       Scratch sc(g);
       for (int64_t t = begin; t < end; ++t) apply_chunk(t / g.chunks, t % g.chunks, sc);
+      stream_fence();
     });
   }
 };
