@@ -5,7 +5,9 @@
 //
 // Loops run over pixel chunks of one image. In NCHW each channel of a chunk is a
 // contiguous row, so the loops are written over row pointers (vectorised across
-// pixels); NHWC walks pixels with the channels innermost.
+// pixels); NHWC walks pixels with the channels innermost. Float rows (and float NCHW
+// per-pixel work) go through the AVX2 loops of cpu/cosine_rows_avx2.h where the build has
+// them; gradients stream out, and every parallel body fences once at its end.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>

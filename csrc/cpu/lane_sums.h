@@ -4,7 +4,10 @@
 // waits for the previous add or FMA (3-4 cycles): 8 floats per 4 cycles, slower than L3
 // delivers the data (measured: the masked L1 forward spent most of its time on that one
 // FMA chain). Blocks of kLanes elements with an accumulator array keep four 256-bit
-// (or two 512-bit) vectors of sums in flight instead.
+// (or two 512-bit) vectors of sums in flight instead. GCC keeps that array on the stack
+// (a load and a store per block and vector), so the hot float loops have their own
+// intrinsics with the sums in registers (cpu/pointwise_rows_avx2.h, cosine_rows_avx2.h);
+// this serves the other types and builds without AVX2.
 #pragma once
 
 namespace fastgan::cpu {
