@@ -51,4 +51,24 @@ inline at::Tensor checked_ssim_mask(const char* op, const at::Tensor& x,
   return m;
 }
 
+// The upstream gradient of ssim_backward: one value per (image, channel) plane.
+inline void check_plane_grad(const char* op, const at::Tensor& grad, const at::Tensor& x) {
+  TORCH_CHECK(grad.numel() == x.size(0) * x.size(1), op,
+              ": grad must have N * C elements (one per plane), got ", grad.sizes());
+  TORCH_CHECK(grad.device() == x.device(), op, ": grad must be on x's device");
+}
+
+// The upstream gradient of ssim_map_backward: the map's shape (2 * (window / 2) smaller in
+// H and W for valid padding).
+inline void check_map_grad(const char* op, const at::Tensor& grad, const at::Tensor& x,
+                           const SsimParams& p) {
+  const int64_t shrink = p.padding == kPadValid ? 2 * (p.win / 2) : 0;
+  const int64_t ho = x.size(2) - shrink, wo = x.size(3) - shrink;
+  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == x.size(0) && grad.size(1) == x.size(1) &&
+                  grad.size(2) == ho && grad.size(3) == wo,
+              op, ": grad must have the map's shape (", x.size(0), ", ", x.size(1), ", ", ho,
+              ", ", wo, "), got ", grad.sizes());
+  TORCH_CHECK(grad.device() == x.device(), op, ": grad must be on x's device");
+}
+
 }  // namespace fastgan

@@ -475,8 +475,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const a
   constexpr const char* op = "ssim_backward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
   check_ssim_inputs(op, x, y, p);
-  TORCH_CHECK(grad.numel() == x.size(0) * x.size(1), op,
-              ": grad must have N * C elements (one per plane), got ", grad.sizes());
+  check_plane_grad(op, grad, x);
   const at::Tensor m = checked_ssim_mask(op, x, mask);
   const at::Tensor factor = grad.to(at::kDouble).contiguous();
   at::Tensor gx, gy;
@@ -516,14 +515,10 @@ std::tuple<at::Tensor, at::Tensor> ssim_map_backward(const at::Tensor& grad, con
   constexpr const char* op = "ssim_map_backward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
   check_ssim_inputs(op, x, y, p);
+  check_map_grad(op, grad, x, p);
   at::Tensor gx, gy;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
     Job<T> job = make_job<T>(x, y, p);
-    const auto& g = job.g;
-    TORCH_CHECK(grad.dim() == 4 && grad.size(0) == g.n && grad.size(1) == g.c &&
-                    grad.size(2) == g.ho && grad.size(3) == g.wo,
-                op, ": grad must have the map's shape (", g.n, ", ", g.c, ", ", g.ho, ", ", g.wo,
-                "), got ", grad.sizes());
     const at::Tensor gm = grad.to(x.scalar_type());
     job.grad_map = view_of(gm);
     set_grads(job, x, need_x, need_y, gx, gy);

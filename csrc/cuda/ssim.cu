@@ -254,9 +254,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const a
   constexpr const char* op = "ssim_backward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
   check_ssim_inputs(op, x, y, p);
-  TORCH_CHECK(grad.numel() == x.size(0) * x.size(1), op,
-              ": grad must have N * C elements (one per plane), got ", grad.sizes());
-  TORCH_CHECK(grad.device() == x.device(), op, ": grad must be on x's device");
+  check_plane_grad(op, grad, x);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor factor = grad.reshape({-1}).to(opmath).contiguous();
@@ -285,11 +283,7 @@ std::tuple<at::Tensor, at::Tensor> ssim_map_backward(const at::Tensor& grad, con
   constexpr const char* op = "ssim_map_backward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
   check_ssim_inputs(op, x, y, p);
-  const int64_t r = window_size / 2, shrink = padding == kPadValid ? 2 * r : 0;
-  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == x.size(0) && grad.size(1) == x.size(1) &&
-                  grad.size(2) == x.size(2) - shrink && grad.size(3) == x.size(3) - shrink,
-              op, ": grad must have the map's shape, got ", grad.sizes());
-  TORCH_CHECK(grad.device() == x.device(), op, ": grad must be on x's device");
+  check_map_grad(op, grad, x, p);
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor gm = grad.to(x.scalar_type());
   return run_backward(op, x, y, at::Tensor(), gm, at::Tensor(), p, need_x, need_y);
