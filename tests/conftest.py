@@ -67,3 +67,17 @@ def make_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
 def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
     os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def assert_compiled_matches_eager(fn, x, y, mask) -> None:
+    """fn(x, y, mask) -> a scalar loss, compiled with fullgraph=True through AOTAutograd
+    (backend aot_eager, so its backward is the compiled one): the loss and its gradients
+    for x and y equal eager's."""
+
+    def value_and_grads(f):
+        loss = f(x, y, mask)
+        return (loss, *torch.autograd.grad(loss, (x, y)))
+
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    for a, b in zip(value_and_grads(compiled), value_and_grads(fn)):
+        torch.testing.assert_close(a, b)

@@ -6,7 +6,7 @@ import torch
 
 import fastgan as fg
 
-from conftest import make_layout, needs_cpu_kernels
+from conftest import assert_compiled_matches_eager, make_layout, needs_cpu_kernels
 
 pytestmark = needs_cpu_kernels
 
@@ -76,18 +76,8 @@ def test_opcheck(index):
 def test_compile_fullgraph_matches_eager(name):
     torch._dynamo.reset()
     fn = FUNCTIONS[name]
-
-    def loss_fn(x, y, mask):
-        return fn(x, y, mask, "mean") * 10.0
-
-    def value_and_grads(f, x, y, mask):
-        loss = f(x, y, mask)
-        return (loss, *torch.autograd.grad(loss, (x, y)))  # AOTAutograd's compiled backward
-
     x, y, mask = _tiny(dtype=torch.float32)
-    compiled = torch.compile(loss_fn, fullgraph=True, backend="aot_eager")
-    for a, b in zip(value_and_grads(compiled, x, y, mask), value_and_grads(loss_fn, x, y, mask)):
-        torch.testing.assert_close(a, b)
+    assert_compiled_matches_eager(lambda a, b, m: fn(a, b, m, "mean") * 10.0, x, y, mask)
 
 
 def test_compile_inductor_training_step_has_no_graph_break():

@@ -6,7 +6,7 @@ import torch
 
 import fastgan as fg
 
-from conftest import make_layout, needs_cpu_kernels
+from conftest import assert_compiled_matches_eager, make_layout, needs_cpu_kernels
 
 pytestmark = needs_cpu_kernels
 
@@ -89,15 +89,8 @@ COMPILED = {
 def test_compile_fullgraph_matches_eager(name):
     torch._dynamo.reset()
     fn = COMPILED[name]
-
-    def value_and_grads(f, x, y, mask):
-        loss = f(x, y, mask) * 3.0
-        return (loss, *torch.autograd.grad(loss, (x, y)))
-
     x, y, mask = _tiny((2, 3, 12, 13), mask_kind="pixel", dtype=torch.float32)
-    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
-    for a, b in zip(value_and_grads(compiled, x, y, mask), value_and_grads(fn, x, y, mask)):
-        torch.testing.assert_close(a, b)
+    assert_compiled_matches_eager(lambda a, b, m: fn(a, b, m) * 3.0, x, y, mask)
 
 
 def test_compile_inductor_training_step_has_no_graph_break():
