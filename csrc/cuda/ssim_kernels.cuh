@@ -75,6 +75,22 @@ __device__ __forceinline__ T load_padded(const scalar_t* plane, const View<scala
   return static_cast<T>(plane[i * v.sh + j * v.sw]);
 }
 
+// The rh x rw window of the padded x and y planes of (n, c) whose top-left padded pixel
+// is (row0, col0), into shared memory (row-major); every thread of the block takes part.
+template <typename scalar_t, typename T>
+__device__ __forceinline__ void stage_padded_pair(const View<scalar_t>& x, const View<scalar_t>& y,
+                                                  const Geometry& g, int64_t n, int64_t c,
+                                                  int64_t row0, int64_t col0, int rh, int rw,
+                                                  T* sx, T* sy) {
+  const scalar_t* xp = x.plane(n, c);
+  const scalar_t* yp = y.plane(n, c);
+  for (int idx = threadIdx.x; idx < rh * rw; idx += kThreads) {
+    const int rr = idx / rw, cc = idx - rr * rw;
+    sx[idx] = load_padded<scalar_t, T>(xp, x, g, row0 + rr, col0 + cc);
+    sy[idx] = load_padded<scalar_t, T>(yp, y, g, row0 + rr, col0 + cc);
+  }
+}
+
 // Sum over the block in a fixed order (deterministic); valid in thread 0.
 template <typename T>
 __device__ __forceinline__ void block_sum2(T& a, T& b) {
@@ -159,14 +175,8 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t n = plane / g.c, c = plane - n * g.c;
   const int tile = blockIdx.x;
   const int64_t o0 = int64_t(tile / g.tiles_w) * TILE, oc0 = int64_t(tile % g.tiles_w) * TILE;
-  const scalar_t* xp = x.plane(n, c);
-  const scalar_t* yp = y.plane(n, c);
   // Map pixel o sees padded rows o .. o + 2r.
-  for (int idx = threadIdx.x; idx < rh * rw; idx += kThreads) {
-    const int rr = idx / rw, cc = idx - rr * rw;
-    sx[idx] = load_padded<scalar_t, T>(xp, x, g, o0 + rr, oc0 + cc);
-    sy[idx] = load_padded<scalar_t, T>(yp, y, g, o0 + rr, oc0 + cc);
-  }
+  stage_padded_pair<scalar_t, T>(x, y, g, n, c, o0, oc0, rh, rw, sx, sy);
   __syncthreads();
   horizontal_moments<STAT>(sx, sy, rw, rh, TILE, wnd, sh);
   __syncthreads();
@@ -249,13 +259,7 @@ __global__ void __launch_bounds__(kThreads)
   const int tile = blockIdx.x;
   const int64_t q0 = int64_t(tile / g.tiles_w) * TILE, qc0 = int64_t(tile % g.tiles_w) * TILE;
   const int64_t p0 = q0 - 2 * r, pc0 = qc0 - 2 * r;  // first map pixel / input of the halo
-  const scalar_t* xp = x.plane(n, c);
-  const scalar_t* yp = y.plane(n, c);
-  for (int idx = threadIdx.x; idx < rh * rw; idx += kThreads) {
-    const int rr = idx / rw, cc = idx - rr * rw;
-    sx[idx] = load_padded<scalar_t, T>(xp, x, g, p0 + rr, pc0 + cc);
-    sy[idx] = load_padded<scalar_t, T>(yp, y, g, p0 + rr, pc0 + cc);
-  }
+  stage_padded_pair<scalar_t, T>(x, y, g, n, c, p0, pc0, rh, rw, sx, sy);
   __syncthreads();
   horizontal_moments<STAT>(sx, sy, rw, rh, cw, wnd, sh);
   __syncthreads();
