@@ -1,8 +1,6 @@
 // Per-image sums of the broadcast mask weights, and the [0, 1] check of every weight,
 // in one pass over the mask (CPU). Doing the check here, where a kernel reads the mask
 // anyway, costs nothing on top; a separate aminmax in Python cost more than the sum.
-// Float masks take the AVX2 loop of cpu/pointwise_rows_avx2.h: the generic one, a single
-// chain of dependent adds, took as long as the loss pass itself.
 #pragma once
 
 #include <ATen/Dispatch.h>
@@ -12,7 +10,6 @@
 #include <vector>
 
 #include "common/loss_common.h"
-#include "cpu/pointwise_rows_avx2.h"
 
 namespace fastgan::cpu {
 
@@ -25,12 +22,6 @@ struct RangeSums {
 
 template <typename scalar_t>
 RangeSums sum_and_count_bad(const scalar_t* v, int64_t n) {
-#ifdef FASTGAN_HAVE_AVX2_ROWS
-  if constexpr (std::is_same_v<scalar_t, float>) {
-    const auto r = avx2::sum_and_count_outside_unit(v, n);
-    return {double(r.sum), double(r.outside)};
-  }
-#endif
   using T = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
   T s = 0, bad = 0;  // a float count: an integer one kept the loop scalar
 #pragma omp simd reduction(+ : s, bad)

@@ -128,34 +128,6 @@ inline float pointwise_row(const float* x, const float* y, const float* w, float
   return sum;
 }
 
-struct SumAndOutside {
-  float sum, outside;  // the sum of the weights; how many lie outside [0, 1] (NaN included)
-};
-
-// One pass over n mask weights (cpu/mask_weights.h): their sum and the range check.
-inline SumAndOutside sum_and_count_outside_unit(const float* w, int64_t n) {
-  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  __m256 s[4] = {zero, zero, zero, zero}, bad[4] = {zero, zero, zero, zero};
-  auto block = [&](int64_t i, int j) {
-    const __m256 v = _mm256_loadu_ps(w + i);
-    const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ), _mm256_cmp_ps(v, one, _CMP_LE_OQ));
-    s[j] = _mm256_add_ps(s[j], v);
-    bad[j] = _mm256_add_ps(bad[j], _mm256_andnot_ps(inside, one));
-  };
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    for (int j = 0; j < 4; ++j) block(i + 8 * j, j);
-  }
-  for (; i + 8 <= n; i += 8) block(i, 0);
-  SumAndOutside r{horizontal_sum(_mm256_add_ps(_mm256_add_ps(s[0], s[1]), _mm256_add_ps(s[2], s[3]))),
-                  horizontal_sum(_mm256_add_ps(_mm256_add_ps(bad[0], bad[1]), _mm256_add_ps(bad[2], bad[3])))};
-  for (; i < n; ++i) {
-    r.sum += w[i];
-    r.outside += (w[i] >= 0.0f && w[i] <= 1.0f) ? 0.0f : 1.0f;
-  }
-  return r;
-}
-
 }  // namespace fastgan::cpu::avx2
 
 #endif
