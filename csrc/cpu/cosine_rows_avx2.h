@@ -75,15 +75,6 @@ inline void cosine_sums_row(const float* x, const float* y, const float* w, int6
   ny += b;
 }
 
-template <bool STREAM>
-inline void store_row(float* p, __m256 v) {
-  if constexpr (STREAM) {
-    _mm256_stream_ps(p, v);
-  } else {
-    _mm256_storeu_ps(p, v);
-  }
-}
-
 // gx = dcos w^2 (a y - bx x) and gy = dcos w^2 (a x - by y) over n contiguous elements
 // (either pointer may be null); STREAM: both are 32-byte aligned, the caller fences.
 template <bool WEIGHTED, bool STREAM>

@@ -45,6 +45,16 @@ inline __m256 rsqrt_newton(__m256 v) {
   return _mm256_mul_ps(r, _mm256_fnmadd_ps(half_v_r, r, _mm256_set1_ps(1.5f)));
 }
 
+// A gradient vector out: streamed (p 32-byte aligned; the caller fences) or a plain store.
+template <bool STREAM>
+inline void store_row(float* p, __m256 v) {
+  if constexpr (STREAM) {
+    _mm256_stream_ps(p, v);
+  } else {
+    _mm256_storeu_ps(p, v);
+  }
+}
+
 struct ErrorAndSlope {
   __m256 error, slope;  // e(d) and e'(d), as pointwise_error / pointwise_error_grad
 };
@@ -88,12 +98,7 @@ struct PointwiseRow {
     if constexpr (GRAD) {
       const __m256 factor = W_STEP < 0 ? scale
                             : _mm256_mul_ps(scale, W_STEP == 1 ? _mm256_loadu_ps(w + i) : row_weight);
-      const __m256 g = _mm256_mul_ps(factor, e.slope);
-      if constexpr (STREAM) {
-        _mm256_stream_ps(gx + i, g);
-      } else {
-        _mm256_storeu_ps(gx + i, g);
-      }
+      store_row<STREAM>(gx + i, _mm256_mul_ps(factor, e.slope));
     }
   }
 };
