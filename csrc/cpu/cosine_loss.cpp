@@ -25,9 +25,6 @@ namespace fastgan::cpu {
 namespace {
 
 constexpr int64_t kPixelsPerTask = 1024;
-// Gradient rows at least this long, and 32-byte aligned, are written with streaming
-// stores; every parallel body ends with one stream_fence for them.
-constexpr int64_t kMinStreamedRow = 256;
 
 template <typename scalar_t>
 using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;

@@ -48,8 +48,6 @@ inline T element_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, s
   return wi * pointwise_error<KIND>(d, eps2);
 }
 
-constexpr int64_t kMinStreamedRow = 256;
-
 // One contiguous row: float through the AVX2 rows (cpu/pointwise_rows_avx2.h) where the
 // build has them, every other type (and float elsewhere) through the generic loop.
 template <int KIND, int W_STEP, bool GRAD, typename scalar_t, typename T>
@@ -59,7 +57,6 @@ T row_pass(const scalar_t* x, const scalar_t* y, const scalar_t* w, scalar_t* gx
   if constexpr (std::is_same_v<scalar_t, float>) {
     // Float gradients go out with streaming stores where the row is 32-byte aligned: no
     // read-for-ownership of gx's lines (a third of the bytes a fused pass moves for them).
-    // Not for short rows (an NHWC pixel's channels), which stay in cache anyway.
     // The caller fences once per thread (run_passes).
     if (GRAD && n >= kMinStreamedRow && aligned32(gx)) {
       return avx2::pointwise_row<KIND, W_STEP, GRAD, true>(x, y, w, gx, n, eps2, scale);

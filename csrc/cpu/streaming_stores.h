@@ -19,6 +19,10 @@ template <uintptr_t BYTES>
 inline bool aligned_to(const void* p) { return (reinterpret_cast<uintptr_t>(p) & (BYTES - 1)) == 0; }
 inline bool aligned32(const void* p) { return aligned_to<32>(p); }
 
+// Rows shorter than this (an NHWC pixel's few channels) are stored plainly: they stay in
+// cache anyway, and the loops' per-row alignment tests would cost more than they save.
+constexpr int64_t kMinStreamedRow = 256;
+
 // Orders the streaming stores before the kernel returns (they are weakly ordered).
 inline void stream_fence() {
 #if defined(__AVX__)
