@@ -36,6 +36,14 @@ def _bytes_moved(x, mask) -> int:
     return 5 * x.numel() * x.element_size() + 2 * mask_bytes
 
 
+def _step(fn, x, y, mask, device):
+    """One training step of loss fn: forward, backward into x.grad (reset first)."""
+    def run():
+        x.grad = None
+        fn(x, y, mask).backward()
+    return synchronized(run, device)
+
+
 def _inputs(device, masked):
     g = torch.Generator().manual_seed(0)
     x = torch.rand(SHAPE, generator=g).to(device).requires_grad_()
@@ -54,16 +62,12 @@ def test_loss_forward_backward(benchmark, device, name, impl, masked):
     fn = {"fastgan": fast, "reference": ref,
           "reference-compiled": torch.compile(ref, fullgraph=True)}[impl]
     x, y, mask = _inputs(device, masked)
-
-    def step():
-        x.grad = None
-        fn(x, y, mask).backward()
-
+    step = _step(fn, x, y, mask, device)
     for _ in range(3):  # warm-up (and compilation)
         step()
     benchmark.group = f"{name} {'mask' if masked else 'nomask'} fwd+bwd {'x'.join(map(str, SHAPE))} fp32 {device}"
     benchmark.extra_info.update(impl=impl, bytes=_bytes_moved(x, mask))
-    benchmark.pedantic(synchronized(step, device), rounds=20, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(step, rounds=20, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("masked", [True, False], ids=["mask", "nomask"])
@@ -77,14 +81,7 @@ def test_loss_against_compiled_side_by_side(benchmark, device, name, masked):
     fast, ref = LOSSES[name]
     compiled = torch.compile(ref, fullgraph=True)
     x, y, mask = _inputs(device, masked)
-
-    def step(fn):
-        def run():
-            x.grad = None
-            fn(x, y, mask).backward()
-        return synchronized(run, device)
-
-    ours, theirs = step(fast), step(compiled)
+    ours, theirs = _step(fast, x, y, mask, device), _step(compiled, x, y, mask, device)
     for _ in range(3):  # warm-up (and compilation)
         ours()
         theirs()
