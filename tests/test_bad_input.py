@@ -55,14 +55,19 @@ def test_mask_out_of_range():
 @pytest.mark.parametrize("fn", LOSSES + [fg.self_regularization_loss])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 @pytest.mark.parametrize("which", ["x", "y"])
-def test_nan_inf_inputs_are_named(fn, bad, which):
+@pytest.mark.parametrize("reduction", ["default", "none"])
+def test_nan_inf_inputs_are_named(fn, bad, which, reduction):
+    """A scalar loss and a per-image one (reduction "none") take different checks."""
+    if reduction == "none" and fn is fg.self_regularization_loss:
+        pytest.skip("self-regularisation has no reduction argument")
     x, y = _xy()
     (x if which == "x" else y)[1, 2, 3, 4] = bad
     name = {"x": "x", "y": "y"}[which]
     if fn is fg.self_regularization_loss:
         name = {"x": "refined", "y": "synthetic"}[which]
+    kwargs = {} if reduction == "default" else {"reduction": "none"}
     with pytest.raises(ValueError, match=f"{name} contains NaN or Inf"):
-        fn(x, y)
+        fn(x, y, **kwargs)
 
 
 def test_nan_in_mask_is_named():

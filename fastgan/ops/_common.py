@@ -26,7 +26,7 @@ def loss_shape(x: torch.Tensor, reduction: int) -> tuple:
 def _is_exactly_one(g: torch.Tensor) -> bool:
     """True for an eager CPU scalar equal to 1 (free to read: no device sync). Traced
     tensors (fake, functional) are subclasses and always take the multiply."""
-    return type(g) is torch.Tensor and g.device.type == "cpu" and g.numel() == 1 and bool(g == 1)
+    return type(g) is torch.Tensor and g.device.type == "cpu" and g.numel() == 1 and g.item() == 1
 
 
 def scale_stored_grad(stored: torch.Tensor, grad_loss: torch.Tensor, reduction: int) -> torch.Tensor:
