@@ -90,3 +90,32 @@ def test_loss_against_compiled_side_by_side(benchmark, device, name, masked):
     row = interleaved_ratio(benchmark, ours, theirs, rounds=30)
     benchmark.extra_info.update(impl="fastgan", fastgan_median_ms=row["base_ms"],
                                 compiled_median_ms=row["other_ms"])
+
+
+FLUSH_BYTES = 96 * 2**20  # three times this machine's 32 MB L3
+
+
+@pytest.mark.parametrize("caches", ["warm", "flushed"])
+@pytest.mark.parametrize("impl", ["fastgan", "reference-compiled"])
+def test_step_overhead_on_tiny_input(benchmark, device, impl, caches):
+    """What a loss step costs besides its kernel: a 2x3x8x8 masked cosine loss, forward and
+    backward, with warm caches and right after a large buffer was rewritten, as after the
+    kernels of a real step (the Python and dispatcher code then runs on cold caches)."""
+    fast, ref = LOSSES["cosine_per_image"]
+    fn = fast if impl == "fastgan" else torch.compile(ref, fullgraph=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 8, 8, generator=g).to(device).requires_grad_()
+    y = torch.rand(2, 3, 8, 8, generator=g).to(device)
+    mask = (torch.rand(2, 1, 8, 8, generator=g) > 0.5).float().to(device)
+    step = _step(fn, x, y, mask, device)
+    for _ in range(3):  # warm-up (and compilation)
+        step()
+    flush_buffer = torch.zeros(FLUSH_BYTES // 4, device=device)
+
+    def flush():  # untimed, before each round; returns None (pytest-benchmark reads it as args)
+        if caches == "flushed":
+            flush_buffer.add_(1.0)
+    benchmark.group = f"loss step overhead 2x3x8x8 cosine+mask, {caches} caches {device}"
+    benchmark.extra_info.update(impl=impl)
+    benchmark.pedantic(step, setup=synchronized(flush, device), rounds=200, iterations=1,
+                       warmup_rounds=1)
