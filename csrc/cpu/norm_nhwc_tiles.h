@@ -108,20 +108,35 @@ void moments_block(const float* x, int64_t pixels, int64_t c, double* mean, doub
   }
 }
 
+// A block's normalisation in registers: z = a (x - mean) + beta, then the activation.
+template <int NB, int ACT>
+struct BlockAffine {
+  vf m[NB], av[NB], bv[NB], sl;
+
+  BlockAffine(const float* mean, const float* a, const float* beta, float slope) {
+    load_block(m, mean);
+    load_block(av, a);
+    load_block(bv, beta);
+    sl = splat(slope);
+  }
+  inline vf out(const float* xr, int j) const {
+    return activate<ACT>(av[j] * (load(xr + j * kV) - m[j]) + bv[j], sl);
+  }
+  // The upstream gradient through the activation, and the centred input v = x - mean.
+  inline vf grad(const float* xr, const float* gr, int j, vf& v) const {
+    v = load(xr + j * kV) - m[j];
+    return activate_grad<ACT>(av[j] * v + bv[j], load(gr + j * kV), sl);
+  }
+};
+
 template <int NB, int ACT, bool STREAM>
 void forward_block(const float* x, float* y, int64_t pixels, int64_t c, const float* mean,
                    const float* a, const float* beta, float slope) {
-  vf m[NB], av[NB], bv[NB];
-  load_block(m, mean);
-  load_block(av, a);
-  load_block(bv, beta);
-  const vf sl = splat(slope);
+  const BlockAffine<NB, ACT> f(mean, a, beta, slope);
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = x + p * c;
     float* yr = y + p * c;
-    for (int j = 0; j < NB; ++j) {
-      store_out<STREAM>(yr + j * kV, activate<ACT>(av[j] * (load(xr + j * kV) - m[j]) + bv[j], sl));
-    }
+    for (int j = 0; j < NB; ++j) store_out<STREAM>(yr + j * kV, f.out(xr, j));
   }
 }
 
@@ -140,11 +155,7 @@ template <int NB, int ACT>
 void grad_sums_block(const float* dy, const float* x, int64_t pixels, int64_t c,
                      const float* mean, const float* a, const float* beta, float slope,
                      double* s1, double* s2) {
-  vf m[NB], av[NB], bv[NB];
-  load_block(m, mean);
-  load_block(av, a);
-  load_block(bv, beta);
-  const vf sl = splat(slope);
+  const BlockAffine<NB, ACT> f(mean, a, beta, slope);
   for (int64_t p0 = 0; p0 < pixels; p0 += kSegment) {
     vf t1[NB] = {}, t2[NB] = {};
     const int64_t p1 = p0 + kSegment < pixels ? p0 + kSegment : pixels;
@@ -152,8 +163,8 @@ void grad_sums_block(const float* dy, const float* x, int64_t pixels, int64_t c,
       const float* xr = x + p * c;
       const float* gr = dy + p * c;
       for (int j = 0; j < NB; ++j) {
-        const vf v = load(xr + j * kV) - m[j];
-        const vf g = activate_grad<ACT>(av[j] * v + bv[j], load(gr + j * kV), sl);
+        vf v;
+        const vf g = f.grad(xr, gr, j, v);
         t1[j] += g;
         t2[j] += g * v;
       }
@@ -169,21 +180,18 @@ template <int NB, int ACT, bool STREAM>
 void grad_apply_block(const float* dy, const float* x, float* dx, int64_t pixels, int64_t c,
                       const float* mean, const float* a, const float* beta, float slope,
                       const float* b, const float* c0) {
-  vf m[NB], av[NB], bv[NB], bb[NB], cc[NB];
-  load_block(m, mean);
-  load_block(av, a);
-  load_block(bv, beta);
+  const BlockAffine<NB, ACT> f(mean, a, beta, slope);
+  vf bb[NB], cc[NB];
   load_block(bb, b);
   load_block(cc, c0);
-  const vf sl = splat(slope);
   for (int64_t p = 0; p < pixels; ++p) {
     const float* xr = x + p * c;
     const float* gr = dy + p * c;
     float* dr = dx + p * c;
     for (int j = 0; j < NB; ++j) {
-      const vf v = load(xr + j * kV) - m[j];
-      const vf g = activate_grad<ACT>(av[j] * v + bv[j], load(gr + j * kV), sl);
-      store_out<STREAM>(dr + j * kV, av[j] * g + (bb[j] * v + cc[j]));
+      vf v;
+      const vf g = f.grad(xr, gr, j, v);
+      store_out<STREAM>(dr + j * kV, f.av[j] * g + (bb[j] * v + cc[j]));
     }
   }
 }
