@@ -48,12 +48,8 @@ def check_images(op: str, x, y, names: tuple[str, str] = ("x", "y")) -> None:
         raise ValueError(f"{op}: {nx} has no elements, shape {_shape(x)}")
 
 
-def check_mask(op: str, mask, x: torch.Tensor, *, kernel_checks_range: bool = False) -> torch.Tensor | None:
-    """Validate a (N, 1, H, W) or (N, C, H, W) mask of weights and cast it to x's dtype.
-    ``kernel_checks_range``: the kernel that will run checks the [0, 1] range itself (the
-    C++ CPU kernels do, in a pass they make anyway), so no separate pass here."""
-    if mask is None:
-        return None
+def check_mask_shape(op: str, mask, x: torch.Tensor) -> None:
+    """mask: a tensor of shape (N, 1, H, W) or (N, C, H, W) for x's (N, C, H, W), on x's device."""
     check_tensor(op, "mask", mask)
     n, c, h, w = x.shape
     if mask.dim() != 4 or mask.shape[0] != n or mask.shape[1] not in (1, c) or mask.shape[2:] != x.shape[2:]:
@@ -62,6 +58,15 @@ def check_mask(op: str, mask, x: torch.Tensor, *, kernel_checks_range: bool = Fa
             f"{(n, c, h, w)}, got {_shape(mask)}")
     if mask.device != x.device:
         raise ValueError(f"{op}: mask must be on {x.device}, got {mask.device}")
+
+
+def check_mask(op: str, mask, x: torch.Tensor, *, kernel_checks_range: bool = False) -> torch.Tensor | None:
+    """Validate a (N, 1, H, W) or (N, C, H, W) mask of weights and cast it to x's dtype.
+    ``kernel_checks_range``: the kernel that will run checks the [0, 1] range itself (the
+    C++ CPU kernels do, in a pass they make anyway), so no separate pass here."""
+    if mask is None:
+        return None
+    check_mask_shape(op, mask, x)
     if mask.dtype == torch.bool:  # in range by construction
         return mask.to(x.dtype)
     if mask.dtype not in FLOAT_DTYPES:

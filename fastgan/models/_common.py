@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from fastgan._checks import check_tensor
 from fastgan.nn import ConvNormAct
 
 NORMS = ("instance", "batch", "none")
@@ -31,21 +32,27 @@ def check_positive_int(op: str, name: str, value, minimum: int = 1) -> int:
     return value
 
 
+def norm_kw(norm: str) -> dict:
+    """The pix2pix bias/affine rule above, as keyword arguments of ConvNormAct and the blocks."""
+    return dict(norm=norm, affine=norm == "batch", bias=norm != "batch")
+
+
 def cna(in_channels: int, out_channels: int, kernel_size: int = 4, stride: int = 2,
         padding: int = 1, *, norm: str, activation: str = "leaky_relu", transposed: bool = False,
         bias: bool | None = None) -> ConvNormAct:
     """ConvNormAct with the pix2pix bias/affine rule above (``bias`` overrides the rule)."""
-    if bias is None:
-        bias = norm != "batch"
-    return ConvNormAct(in_channels, out_channels, kernel_size, stride, padding, norm=norm,
-                       activation=activation, negative_slope=0.2, affine=norm == "batch",
-                       bias=bias, transposed=transposed)
+    kw = norm_kw(norm)
+    if bias is not None:
+        kw["bias"] = bias
+    return ConvNormAct(in_channels, out_channels, kernel_size, stride, padding,
+                       activation=activation, negative_slope=0.2, transposed=transposed, **kw)
 
 
-def check_image(op: str, name: str, x, channels: int | None = None) -> None:
-    """x: a floating (N, C, H, W) tensor with N >= 1 (and C == channels when given)."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(x).__name__}")
+def check_image(op: str, name: str, x, channels: int | None = None,
+                size: int | None = None) -> None:
+    """x: a floating (N, C, H, W) tensor with N >= 1 (and C == channels, H == W == size
+    when given)."""
+    check_tensor(op, name, x)
     if x.dim() != 4:
         raise ValueError(f"{op}: {name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
@@ -54,3 +61,6 @@ def check_image(op: str, name: str, x, channels: int | None = None) -> None:
         raise ValueError(f"{op}: {name} is an empty batch (N = 0)")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{op}: {name} must have {channels} channels, got shape {tuple(x.shape)}")
+    if size is not None and x.shape[-2:] != (size, size):
+        raise ValueError(f"{op}: {name} must be {size}x{size} (size={size}), "
+                         f"got shape {tuple(x.shape)}")

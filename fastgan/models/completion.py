@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fastgan.models._common import check_image, check_norm, check_positive_int, cna
+from fastgan._checks import check_mask_shape
+from fastgan.models._common import check_image, check_norm, check_positive_int, cna, norm_kw
 from fastgan.nn import DilatedConvNormAct
 
 __all__ = ["CompletionGenerator", "GlobalDiscriminator", "LocalDiscriminator",
@@ -48,7 +49,6 @@ class CompletionGenerator(nn.Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         c = channels
         enc, dec = "leaky_relu", "relu"
-        dil = dict(norm=norm, activation=dec, affine=norm == "batch", bias=norm != "batch")
         self.model = nn.Sequential(
             cna(in_channels, c, 5, 1, 2, norm=norm, activation=enc),
             cna(c, 2 * c, 3, 2, 1, norm=norm, activation=enc),
@@ -56,7 +56,8 @@ class CompletionGenerator(nn.Module):
             cna(2 * c, 4 * c, 3, 2, 1, norm=norm, activation=enc),
             cna(4 * c, 4 * c, 3, 1, 1, norm=norm, activation=dec),
             cna(4 * c, 4 * c, 3, 1, 1, norm=norm, activation=dec),
-            *[DilatedConvNormAct(4 * c, 4 * c, 3, dilation=d, **dil) for d in (2, 4, 8, 16)],
+            *[DilatedConvNormAct(4 * c, 4 * c, 3, dilation=d, activation=dec, **norm_kw(norm))
+              for d in (2, 4, 8, 16)],
             cna(4 * c, 4 * c, 3, 1, 1, norm=norm, activation=dec),
             cna(4 * c, 4 * c, 3, 1, 1, norm=norm, activation=dec),
             cna(4 * c, 2 * c, 4, 2, 1, norm=norm, activation=dec, transposed=True),
@@ -98,17 +99,13 @@ class _ConvClassifier(nn.Module):
         layers, side, prev, i = [], size, in_channels, 0
         while side > 4:
             cur = channels * min(2 ** i, 8)
-            layers.append(cna(prev, cur, 5, 2, 2, norm="none" if i == 0 else norm,
-                              bias=True if i == 0 else None))
+            layers.append(cna(prev, cur, 5, 2, 2, norm="none" if i == 0 else norm))
             prev, side, i = cur, (side + 1) // 2, i + 1
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(prev * side * side, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_image(self.op, "x", x, self.in_channels)
-        if x.shape[-2:] != (self.size, self.size):
-            raise ValueError(f"{self.op}: x must be {self.size}x{self.size} (size={self.size}), "
-                             f"got shape {tuple(x.shape)}")
+        check_image(self.op, "x", x, self.in_channels, self.size)
         return self.fc(self.features(x).flatten(1))
 
 
@@ -143,14 +140,8 @@ def crop_around_mask(images: torch.Tensor, mask: torch.Tensor, size: int) -> tor
     """
     op = "crop_around_mask"
     check_image(op, "images", images)
-    if not isinstance(mask, torch.Tensor):
-        raise TypeError(f"{op}: mask must be a torch.Tensor, got {type(mask).__name__}")
+    check_mask_shape(op, mask, images)
     n, c, h, w = images.shape
-    if mask.dim() != 4 or mask.shape[0] != n or mask.shape[1] not in (1, c) or mask.shape[2:] != (h, w):
-        raise ValueError(f"{op}: mask must have shape (N, 1, H, W) = {(n, 1, h, w)} or (N, C, H, W), "
-                         f"got {tuple(mask.shape)}")
-    if mask.device != images.device:
-        raise ValueError(f"{op}: mask must be on {images.device}, got {mask.device}")
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= min(h, w):
         raise ValueError(f"{op}: size must be an int in [1, min(H, W)] = [1, {min(h, w)}], got {size!r}")
     occ = (mask != 0).any(dim=1)                                  # (N, H, W)
@@ -158,9 +149,6 @@ def crop_around_mask(images: torch.Tensor, mask: torch.Tensor, size: int) -> tor
     def start(hit: torch.Tensor, length: int) -> torch.Tensor:   # hit: (N, L) bool
         first = hit.int().argmax(1)                               # first True (0 if none)
         last = (length - 1) - hit.flip(1).int().argmax(1)
-        any_hit = hit.any(1)
-        first = torch.where(any_hit, first, torch.zeros_like(first))
-        last = torch.where(any_hit, last, torch.full_like(last, length - 1))
         lo = torch.div(first + last + 1 - size, 2, rounding_mode="floor")
         return lo.clamp(0, length - size)
 

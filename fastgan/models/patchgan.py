@@ -31,7 +31,7 @@ class PatchGANDiscriminator(nn.Module):
         check_positive_int(op, "n_layers", n_layers)
         check_norm(op, norm)
         self.in_channels, self.n_layers, self.norm = in_channels, n_layers, norm
-        layers = [cna(in_channels, ndf, norm="none", bias=True)]
+        layers = [cna(in_channels, ndf, norm="none")]
         prev = ndf
         for n in range(1, n_layers):
             cur = ndf * min(2 ** n, 8)

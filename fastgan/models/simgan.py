@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fastgan.models._common import check_image, check_norm, check_positive_int, cna
+from fastgan.models._common import check_image, check_norm, check_positive_int, cna, norm_kw
 from fastgan.nn import ResidualBlock
 
 __all__ = ["SimGANRefiner", "SimGANDiscriminator"]
@@ -36,7 +36,7 @@ class SimGANRefiner(nn.Module):
         self.in_channels = in_channels
         self.stem = cna(in_channels, channels, 3, 1, 1, norm=norm, activation="relu")
         self.blocks = nn.Sequential(*[
-            ResidualBlock(channels, norm=norm, affine=norm == "batch", bias=norm != "batch")
+            ResidualBlock(channels, **norm_kw(norm))
             for _ in range(n_blocks)])
         self.head = nn.Conv2d(channels, out_channels, 1)
 
@@ -64,7 +64,7 @@ class SimGANDiscriminator(nn.Module):
         self.in_channels = in_channels
         c1, c2, c3 = channels * 3 // 2, channels, channels // 2
         self.model = nn.Sequential(
-            cna(in_channels, c1, 3, 2, 1, norm="none", bias=True),
+            cna(in_channels, c1, 3, 2, 1, norm="none"),
             cna(c1, c2, 3, 2, 1, norm=norm),
             nn.MaxPool2d(3, 1, 1),
             cna(c2, c3, 3, 1, 1, norm=norm),

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from fastgan._checks import check_tensor, reduction_code
 from fastgan.models._common import check_image, check_norm, check_positive_int, cna
 
 __all__ = ["FaceVAE", "VAEOutput", "kl_divergence"]
@@ -50,7 +51,7 @@ class FaceVAE(nn.Module):
         width = [channels * min(2 ** i, 8) for i in range(levels)]
         enc, prev = [], in_channels
         for i, cur in enumerate(width):
-            enc.append(cna(prev, cur, norm="none" if i == 0 else norm, bias=True if i == 0 else None))
+            enc.append(cna(prev, cur, norm="none" if i == 0 else norm))
             prev = cur
         self.encoder = nn.Sequential(*enc)
         self.top = width[-1]
@@ -65,10 +66,7 @@ class FaceVAE(nn.Module):
         self.to_mask = nn.ConvTranspose2d(width[0], 1, 4, 2, 1) if mask_head else None
 
     def _check(self, x: torch.Tensor) -> None:
-        check_image("FaceVAE", "x", x, self.in_channels)
-        if x.shape[-2:] != (self.size, self.size):
-            raise ValueError(f"FaceVAE: x must be {self.size}x{self.size} (size={self.size}), "
-                             f"got shape {tuple(x.shape)}")
+        check_image("FaceVAE", "x", x, self.in_channels, self.size)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._check(x)
@@ -96,16 +94,14 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, reduction: str = "mean
     """KL(N(mu, exp(logvar)) || N(0, I)) = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)) per
     sample (summed over latent dimensions), then "mean" (over the batch), "sum" or "none" (N,)."""
     op = "kl_divergence"
-    for name, t in (("mu", mu), ("logvar", logvar)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    check_tensor(op, "mu", mu)
+    check_tensor(op, "logvar", logvar)
     if mu.shape != logvar.shape or mu.dim() < 1:
         raise ValueError(f"{op}: mu and logvar must have the same shape (N, ...), got "
                          f"{tuple(mu.shape)} and {tuple(logvar.shape)}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    per = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).flatten(1).sum(1) if mu.dim() > 1 else \
-        -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+    reduction_code(op, reduction)
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+    per = kl.flatten(1).sum(1) if kl.dim() > 1 else kl
     if reduction == "mean":
         return per.mean()
     return per.sum() if reduction == "sum" else per

@@ -33,11 +33,8 @@ class DilatedConvNormAct(ConvNormAct):
         if kwargs.get("transposed"):
             raise ValueError("DilatedConvNormAct: transposed convolutions are not supported")
         padding = dilation * (kernel_size - 1) // 2
-        super().__init__(in_channels, out_channels, kernel_size, 1, padding, **kwargs)
-        old = self.conv
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, 1, padding, dilation=dilation,
-                              bias=old.bias is not None, padding_mode=old.padding_mode,
-                              device=old.weight.device, dtype=old.weight.dtype)
+        super().__init__(in_channels, out_channels, kernel_size, 1, padding, dilation=dilation,
+                         **kwargs)
 
 
 class ResidualBlock(nn.Module):

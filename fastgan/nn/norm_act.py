@@ -197,14 +197,14 @@ class ConvNormAct(nn.Module):
                  padding: int = 1, *, norm: str = "instance", activation: str = "leaky_relu",
                  negative_slope: float = 0.2, affine: bool = True, bias: bool | None = None,
                  transposed: bool = False, padding_mode: str = "zeros", eps: float = 1e-5,
-                 device=None, dtype=None) -> None:
+                 dilation: int = 1, device=None, dtype=None) -> None:
         super().__init__()
         if norm not in ("instance", "batch", "none"):
             raise ValueError(f"ConvNormAct: norm must be 'instance', 'batch' or 'none', got {norm!r}")
         code, slope = _activation("ConvNormAct", activation, negative_slope)
         if bias is None:
             bias = norm == "none"
-        kw = dict(bias=bias, device=device, dtype=dtype)
+        kw = dict(bias=bias, dilation=dilation, device=device, dtype=dtype)
         if transposed:
             self.conv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding, **kw)
         else:
