@@ -399,7 +399,8 @@ def test_build_model_registry():
     with pytest.raises(ValueError, match="unknown model 'unet_512'.*unet_64.*vae"):
         build_model("unet_512")
     raw = build_model("patchgan", ndf=2, init=False)
-    assert count_parameters(raw) == count_parameters(build_model("patchgan", ndf=2))
+    assert raw.model[0].conv.bias.any()  # PyTorch's default init; init_weights zeroes biases
+    assert not build_model("patchgan", ndf=2).model[0].conv.bias.any()
     raw.model[0].conv.weight.requires_grad_(False)
     frozen = raw.model[0].conv.weight.numel()
     assert count_parameters(raw) + frozen == count_parameters(raw, trainable_only=False)
