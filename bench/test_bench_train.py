@@ -161,12 +161,11 @@ def test_train_step(benchmark, tmp_path, device, impl):
         params = sum(count_parameters(m, trainable_only=False) for m in t.recipe.nets.values())
     run = synchronized(fn, device)
     _warm(run)
-    result = benchmark.pedantic(run, rounds=8 if device == "cpu" else 20, iterations=1, warmup_rounds=1)
-    del result
+    benchmark.pedantic(run, rounds=8 if device == "cpu" else 20, iterations=1, warmup_rounds=1)
     median = benchmark.stats.stats.median
-    gflop = _step_gflop(fn) if impl == "baseline" else None
     benchmark.extra_info.update(impl=impl, params=params, img_per_s=BATCH / median)
-    if gflop is not None:  # the work both steps share: what bounds any speed-up
+    if impl == "baseline":  # the work both steps share: what bounds any speed-up
+        gflop = _step_gflop(fn)
         benchmark.extra_info.update(gflop_per_step=gflop, gflop_per_s=gflop / median)
 
 
