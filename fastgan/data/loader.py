@@ -141,8 +141,12 @@ class FaceLoader:
                                  occlusion if on_cpu else None, image_key, landmarks_key)
         self._sampler = _EpochSampler(len(self._batches))
         pin = (self.device.type == "cuda") if pin_memory is None else pin_memory
+        # Its own generator: each new iterator draws a base seed, which from the global RNG
+        # would shift the model's random stream (dropout) by when an epoch or a validation
+        # pass starts, and break an exact resume. Order and occlusions come from our seeds.
         self._loader = DataLoader(
             self._batches, batch_size=None, sampler=self._sampler, num_workers=self.workers,
+            generator=torch.Generator(),
             pin_memory=pin, persistent_workers=self.workers > 0,
             prefetch_factor=prefetch if self.workers > 0 else None)
         self.epoch = 0
