@@ -19,7 +19,7 @@ STAMP := $(VENV)/.deps.stamp
 endif
 
 BUILD_DEPS := scikit-build-core pybind11 "cmake>=3.26" ninja numpy pillow
-TEST_DEPS := pytest pytest-benchmark expecttest scikit-image pytorch-msssim torchmetrics kornia scipy "opencv-python-headless<5"
+TEST_DEPS := pytest hypothesis pytest-benchmark expecttest scikit-image pytorch-msssim torchmetrics kornia scipy "opencv-python-headless<5"
 TRITON_DEP := triton
 
 .PHONY: setup build test demo bench info clean

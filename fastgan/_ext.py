@@ -8,6 +8,8 @@ single warning says so.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
+import importlib.util
 import os
 import warnings
 
@@ -34,12 +36,9 @@ HAS_CPU_KERNELS = _C is not None
 HAS_CUDA_KERNELS = bool(_C is not None and _C.with_cuda)
 
 
-try:
-    import triton  # noqa: F401
-
-    TRITON_IMPORTABLE = True
-except ImportError:
-    TRITON_IMPORTABLE = False
+# Found, not imported: importing triton (and the torch.compile machinery its ops need) costs
+# ~1 s, which only the Triton backend should pay (fastgan.ops.load_triton_ops).
+TRITON_IMPORTABLE = importlib.util.find_spec("triton") is not None
 
 
 def _triton_status() -> tuple[bool, str]:
@@ -62,10 +61,8 @@ def build_info() -> dict:
 
     triton_ok, triton_mode = TRITON_STATUS
     try:
-        import triton
-
-        triton_version = triton.__version__
-    except ImportError:
+        triton_version = importlib.metadata.version("triton")
+    except importlib.metadata.PackageNotFoundError:
         triton_version = None
     return {
         "version": __version__,

@@ -23,6 +23,9 @@ _backend = "auto"
 def _check_name(name: str) -> str:
     if not isinstance(name, str) or name.lower() not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {name!r}")
+    if name.lower() == "triton":   # registered on first choice (outside any traced call)
+        from fastgan.ops import load_triton_ops
+        load_triton_ops()
     return name.lower()
 
 

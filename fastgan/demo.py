@@ -6,6 +6,7 @@ check of the fused losses against the plain-PyTorch reference instead."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -65,20 +66,34 @@ def run_loss_demo(batch: int = 16, size: int = 256, repeats: int = 5, seed: int 
     return 0 if ok else 1
 
 
+DEMO_MARKER = ".fastgan-demo"   # in every folder the demo trains in: only those does it clear
+
+
+def _start_over(out) -> None:
+    """A demo starts over: it removes the checkpoints of an earlier demo in ``out``, and
+    refuses a folder that holds any other run (a user's run is never deleted)."""
+    import shutil
+
+    marker = out / DEMO_MARKER
+    if (out / "checkpoints").exists():
+        if not marker.is_file():
+            raise ValueError(f"{out} holds a training run that the demo did not write; nothing was "
+                             "removed: give the demo another --out")
+        shutil.rmtree(out / "checkpoints")
+    out.mkdir(parents=True, exist_ok=True)
+    marker.write_text("written by fastgan demo: the next demo in this folder replaces its checkpoints\n")
+
+
 def run_training_demo(data: str = "synthetic", out: str = "runs/demo", steps: int | None = None,
                       minutes: float | None = None, size: int | None = None, batch: int | None = None,
                       width: int | None = None, compile: bool | None = None, seed: int = 0) -> int:
     """Train pix2pix briefly and print the held-out SSIM / PSNR and the sample grid's path."""
-    import shutil
-    from pathlib import Path
-
     from fastgan.train import TrainConfig, train
 
     gpu = torch.cuda.is_available()
     if steps is None and minutes is None:
         steps = 1500 if gpu else 600
-    if Path(out).joinpath("checkpoints").is_dir():   # a demo starts over (never a user's run)
-        shutil.rmtree(Path(out) / "checkpoints")
+    _start_over(Path(out))
     width = width or (64 if gpu else 32)
     cfg = TrainConfig(recipe="pix2pix", data=data, size=size or (128 if gpu else 64), batch=batch or (32 if gpu else 16),
                       steps=steps, minutes=minutes, occlusion="nose-mask", out=out, seed=seed,

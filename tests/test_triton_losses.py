@@ -24,6 +24,7 @@ if not _ext.TRITON_STATUS[0]:
                 "(by tests/conftest.py?) before this file could set TRITON_INTERPRET=1: run "
                 "`TRITON_INTERPRET=1 pytest tests/test_triton_losses.py`, or set the variable at "
                 "the top of tests/conftest.py", allow_module_level=True)
+fg.ops.load_triton_ops()   # the fastgan_triton ops are called directly below
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"

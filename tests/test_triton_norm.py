@@ -21,6 +21,7 @@ from fastgan import _ext, reference  # noqa: E402
 if not _ext.TRITON_STATUS[0]:
     pytest.skip(f"the Triton backend cannot run: {_ext.TRITON_STATUS[1]}; run "
                 "`TRITON_INTERPRET=1 pytest tests/test_triton_norm.py`", allow_module_level=True)
+fg.ops.load_triton_ops()   # the fastgan_triton ops are called directly below
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"

@@ -500,18 +500,34 @@ def get_batch(dataset: Dataset, indices) -> dict[str, torch.Tensor]:
     return torch.utils.data.default_collate(items)
 
 
-def open_dataset(spec: str, size: int = 128, *, split: str = "train", cache=None, seed: int = 0,
-                 n: int = 1024, quiet: bool = False) -> Dataset:
-    """A dataset from a name or a path: "synthetic" (``n`` procedural faces), a CelebA
-    layout (img_align_celeba/ or list_eval_partition.txt), a paired layout (target/ beside
-    input/ or occluded/), otherwise an image folder."""
+def is_paired_folder(root: str | os.PathLike) -> bool:
+    """The paired layout: target/ beside input/ or occluded/ (what ``fastgan occlude`` writes)."""
+    root = Path(root)
+    return (root / "target").is_dir() and ((root / "input").is_dir() or (root / "occluded").is_dir())
+
+
+def data_layout(spec: str) -> str:
+    """What a data name or path holds: "synthetic", "celeba" (img_align_celeba/ or
+    list_eval_partition.txt), "paired" (``is_paired_folder``) or "folder" (any image folder)."""
     if spec == "synthetic":
-        return SyntheticFaces(n, size, seed, cache=cache)
+        return "synthetic"
     root = Path(spec)
     if not root.is_dir():
-        raise ValueError(f"data {spec!r} is neither 'synthetic' nor an existing directory")
+        raise ValueError(f"data {spec!r} is neither 'synthetic' nor an existing folder")
     if (root / "img_align_celeba").is_dir() or (root / "list_eval_partition.txt").is_file():
-        return CelebA(root, split, size, cache=cache, quiet=quiet)
-    if (root / "target").is_dir() and ((root / "input").is_dir() or (root / "occluded").is_dir()):
-        return PairedFolder(root, size, cache=cache, quiet=quiet)
-    return ImageFolder(root, size, cache=cache, quiet=quiet)
+        return "celeba"
+    return "paired" if is_paired_folder(root) else "folder"
+
+
+def open_dataset(spec: str, size: int = 128, *, split: str = "train", cache=None, seed: int = 0,
+                 n: int = 1024, quiet: bool = False) -> Dataset:
+    """A dataset from a name or a path (see ``data_layout``): ``n`` procedural faces, a CelebA
+    split, paired folders, otherwise an image folder."""
+    layout = data_layout(spec)
+    if layout == "synthetic":
+        return SyntheticFaces(n, size, seed, cache=cache)
+    if layout == "celeba":
+        return CelebA(spec, split, size, cache=cache, quiet=quiet)
+    if layout == "paired":
+        return PairedFolder(spec, size, cache=cache, quiet=quiet)
+    return ImageFolder(spec, size, cache=cache, quiet=quiet)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from fastgan.data.cache import default_threads
-from fastgan.data.datasets import CelebA, ImageFolder, SyntheticFaces
+from fastgan.data.datasets import CelebA, ImageFolder, SyntheticFaces, data_layout
 from fastgan.data.io import is_image_name, list_files, make_grid, write_png
 from fastgan.data.loader import derive_seed
 from fastgan.data.occlusion import KINDS, make_occluder
@@ -32,7 +32,7 @@ def open_source(src: str, size: int, count: int | None = None, quiet: bool = Fal
         ds = SyntheticFaces(count or 64, size, seed=0)
         return ds, [f"synthetic_{i:06d}" for i in range(len(ds))]
     root = Path(src)
-    if (root / "img_align_celeba").is_dir() or (root / "list_eval_partition.txt").is_file():
+    if root.is_dir() and data_layout(src) == "celeba":
         ds = CelebA(root, "all", size, quiet=quiet)
         names = [r[0].relative_to(ds.image_dir).with_suffix("").as_posix() for r in ds.records]
     else:

@@ -68,7 +68,8 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-KINDS = ("nose-mask", "blur", "partial", "full", "square", "strokes", "mix")
+SINGLE_KINDS = ("nose-mask", "blur", "partial", "full", "square", "strokes")
+KINDS = (*SINGLE_KINDS, "mix")   # mix: a blend of the single kinds
 
 # CelebA aligned-face mean landmarks in pixels of the 178x218 img_align_celeba frame
 # (left eye, right eye, nose tip, left mouth corner, right mouth corner), pixel centres at
@@ -744,7 +745,7 @@ class Mix(Occluder):
         weights = dict(MIX_WEIGHTS if weights is None else weights)
         bad = [k for k in weights if k not in _CLASSES or k == "mix"]
         if bad or not weights or any(not (wt >= 0) for wt in weights.values()) or sum(weights.values()) <= 0:
-            raise ValueError(f"mix: weights must map kinds among {KINDS[:-1]} to non-negative "
+            raise ValueError(f"mix: weights must map kinds among {SINGLE_KINDS} to non-negative "
                              f"numbers, not all 0, got {weights!r}")
         options = dict(options or {})
         self.weights = weights

@@ -8,23 +8,43 @@ occlusion kind and mask-area bin, and the ``fastgan eval`` report.
 >>> net = load_inception("pt_inception-2015-12-05-6726825d.pth")
 >>> fid(net(outputs), net(targets))
 
-OpenCV (face detection) is imported only when a detector is made.
+OpenCV (face detection) is imported only when a detector is made, and every name here on its first
+use, so that ``fastgan --help`` (which builds the eval parser) loads none of the metrics.
 """
 
-from fastgan.metrics.evaluate import Evaluator, evaluate_checkpoint, evaluate_pairs, write_outputs
-from fastgan.metrics.face_detection import FaceDetector, face_detection_rate
-from fastgan.metrics.frechet import SmallSampleWarning, feature_stats, fid, frechet_distance, kid
-from fastgan.metrics.grouping import AREA_BINS, area_bin, group_summaries, kind_seed, occlude_chunk
-from fastgan.metrics.image import PSNR_CAP_DB, image_metrics, ms_ssim_scales
-from fastgan.metrics.inception import FIDInceptionV3, find_inception_weights, load_inception
-from fastgan.metrics.lpips import LPIPS, load_lpips
+import importlib
 
-__all__ = [
-    "Evaluator", "evaluate_checkpoint", "evaluate_pairs", "write_outputs",
-    "FaceDetector", "face_detection_rate",
-    "SmallSampleWarning", "feature_stats", "fid", "frechet_distance", "kid",
-    "AREA_BINS", "area_bin", "group_summaries", "kind_seed", "occlude_chunk",
-    "PSNR_CAP_DB", "image_metrics", "ms_ssim_scales",
-    "FIDInceptionV3", "find_inception_weights", "load_inception",
-    "LPIPS", "load_lpips",
-]
+_LAZY = {
+    "Evaluator": "evaluate",
+    "evaluate_checkpoint": "evaluate",
+    "evaluate_pairs": "evaluate",
+    "write_outputs": "evaluate",
+    "FaceDetector": "face_detection",
+    "face_detection_rate": "face_detection",
+    "SmallSampleWarning": "frechet",
+    "feature_stats": "frechet",
+    "fid": "frechet",
+    "frechet_distance": "frechet",
+    "kid": "frechet",
+    "AREA_BINS": "grouping",
+    "area_bin": "grouping",
+    "group_summaries": "grouping",
+    "kind_seed": "grouping",
+    "occlude_chunk": "grouping",
+    "PSNR_CAP_DB": "image",
+    "image_metrics": "image",
+    "ms_ssim_scales": "image",
+    "FIDInceptionV3": "inception",
+    "find_inception_weights": "inception",
+    "load_inception": "inception",
+    "LPIPS": "lpips",
+    "load_lpips": "lpips",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"fastgan.metrics.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'fastgan.metrics' has no attribute {name!r}")

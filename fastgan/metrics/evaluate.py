@@ -19,12 +19,13 @@ from pathlib import Path
 import torch
 
 from fastgan.data.io import make_grid, to_uint8
+from fastgan.data.occlusion import SINGLE_KINDS
 from fastgan.metrics import frechet
 from fastgan.metrics.grouping import MASK_CHUNK, group_summaries, occlude_chunk, summarise
 from fastgan.metrics.image import image_metrics, ms_ssim_scales
 from fastgan.metrics.report import write_csv, write_json, write_report
 
-ALL_KINDS = ("nose-mask", "blur", "partial", "full", "square", "strokes")  # "--occlusion all" (mix: their blend)
+ALL_KINDS = SINGLE_KINDS   # "--occlusion all": every single kind (mix is their blend)
 
 
 class _Examples:

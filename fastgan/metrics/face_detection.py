@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fastgan.data.io import to_uint8
+
 UPSAMPLE_TO = 256
 SCALE_FACTOR = 1.1
 MIN_NEIGHBORS = 6
@@ -70,9 +72,7 @@ class FaceDetector:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"FaceDetector: images must be (N, 3, H, W), got {tuple(images.shape)}")
-        if images.dtype != torch.uint8:
-            images = images.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
-        arr = images.cpu().permute(0, 2, 3, 1).numpy()
+        arr = to_uint8(images.cpu()).permute(0, 2, 3, 1).numpy()
         return torch.tensor([self.count(a) > 0 for a in arr], dtype=torch.bool)
 
 

@@ -20,10 +20,16 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_save", "load_checkpoint", "CheckpointManager", "rng_state", "set_rng_state"]
+__all__ = ["atomic_save", "load_checkpoint", "CheckpointManager", "rng_state", "set_rng_state", "step_of"]
 
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 FORMAT = "fastgan-train/1"
+
+
+def step_of(path: str | os.PathLike) -> int | None:
+    """The step of a ``step-N.pt`` file name (None for any other name, e.g. best.pt)."""
+    m = _STEP_FILE.match(Path(path).name)
+    return int(m.group(1)) if m else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -110,7 +116,7 @@ class CheckpointManager:
     def steps(self) -> list[tuple[int, Path]]:
         if not self.dir.is_dir():
             return []
-        found = [(int(m.group(1)), p) for p in self.dir.iterdir() if (m := _STEP_FILE.match(p.name))]
+        found = [(step, p) for p in self.dir.iterdir() if (step := step_of(p)) is not None]
         return sorted(found)
 
     def latest(self) -> Path | None:

@@ -76,11 +76,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
     """(config, the options given explicitly) from parsed ``fastgan train`` arguments."""
     given = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config")}
     if getattr(args, "config", None):
-        from fastgan.train.config import read_toml
-        data = read_toml(args.config)
-        if "train" in data and isinstance(data["train"], dict):
-            data = {**{k: v for k, v in data.items() if k != "train"}, **data["train"]}
-        from_file = {k.replace("-", "_"): v for k, v in data.items()}
+        from fastgan.train.config import read_options_file
+        from_file = {k.replace("-", "_"): v for k, v in read_options_file(args.config).items()}
         from_file.pop("recipe", None)   # the positional RECIPE wins
         given = {**from_file, **given}
     return TrainConfig.from_dict(given, source=getattr(args, "config", None) or "fastgan train"), given

@@ -109,10 +109,14 @@ class TrainConfig:
         return cls(**clean)
 
     @classmethod
+    def from_saved(cls, saved: dict) -> "TrainConfig":
+        """A checkpoint's stored config; options this version no longer has are dropped."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_dict({k: v for k, v in saved.items() if k in names}, source="checkpoint")
+
+    @classmethod
     def from_toml(cls, path: str | Path, overrides: dict | None = None) -> "TrainConfig":
-        data = read_toml(path)
-        if "train" in data and isinstance(data["train"], dict):  # a [train] table is accepted too
-            data = {**{k: v for k, v in data.items() if k != "train"}, **data["train"]}
+        data = read_options_file(path)
         data.update(overrides or {})
         return cls.from_dict(data, source=str(path))
 
@@ -221,8 +225,9 @@ class TrainConfig:
         if self.parsing_weight > 0 and self.parsing_model is None:
             raise ConfigError("--parsing-weight > 0 needs --parsing-model FILE.pt2 (a torch.export'ed "
                               "face parser returning (N, K, H, W) logits)")
+        from fastgan.data.datasets import is_paired_folder
         if self.recipe in ("pix2pix", "mask-removal", "completion") and self.occlusion == "none" \
-                and not Path(self.data).joinpath("target").is_dir():
+                and not is_paired_folder(self.data):
             raise ConfigError(f"--occlusion none leaves {self.recipe} nothing to reconstruct "
                               "(give an occlusion kind, or paired data with input/ and target/ folders)")
         if self.recipe == "completion" and self.size % 4:
@@ -253,6 +258,14 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"--config: {path} is not valid TOML: {e}") from e
 
 
+def read_options_file(path: str | Path) -> dict:
+    """The options of a TOML config file: its top-level keys and those of a [train] table."""
+    data = read_toml(path)
+    if "train" in data and isinstance(data["train"], dict):
+        data = {**{k: v for k, v in data.items() if k != "train"}, **data["train"]}
+    return data
+
+
 def merge_for_resume(saved: dict, given: dict) -> TrainConfig:
     """The checkpoint's config with the explicitly given options that a resume may change;
     any other given option that differs is an error (the run continues as configured)."""
@@ -264,5 +277,4 @@ def merge_for_resume(saved: dict, given: dict) -> TrainConfig:
             raise ConfigError(f"--{key.replace('_', '-')} {value!r} differs from the resumed run's "
                               f"{saved.get(key)!r}; a resumed run keeps its configuration "
                               "(start a new run in another --out to change it)")
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig.from_dict({k: v for k, v in out.items() if k in names}, source="checkpoint")
+    return TrainConfig.from_saved(out)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from fastgan.data import SHARED_FACES_SPLIT, CelebA, FaceLoader, ImageFolder, SyntheticFaces, open_dataset
-from fastgan.data.datasets import TwoDomain
+from fastgan.data import SHARED_FACES_SPLIT, CelebA, FaceLoader, ImageFolder, PairedFolder, SyntheticFaces
+from fastgan.data.datasets import TwoDomain, data_layout
 from fastgan.data.io import list_files
 
-__all__ = ["open_split", "make_loader", "BatchStream", "Shard", "preserve_rng"]
+__all__ = ["open_split", "make_loader", "BatchStream", "Shard"]
 
 VALIDATION_SEED = 1_000_003   # synthetic held-out faces: a seed no training run uses
 _NUMBERED = re.compile(r"^\d{6}\.(jpg|jpeg|png)$", re.IGNORECASE)
@@ -40,16 +40,15 @@ def open_split(data: str, split: str, size: int, *, cache: str = "memory", seed:
     """The ``split`` ("train" or "test") of ``data`` at ``size``."""
     if split not in ("train", "test"):
         raise ValueError(f"open_split: split must be train or test, got {split!r}")
-    if data == "synthetic":
+    layout = data_layout(data)
+    if layout == "synthetic":
         n = synthetic_n if split == "train" else (limit or 256)
         return SyntheticFaces(n, size, seed if split == "train" else VALIDATION_SEED, cache=_cache(cache))
     root = Path(data)
-    if not root.is_dir():
-        raise ValueError(f"--data {data!r} is neither 'synthetic' nor an existing folder")
-    if (root / "img_align_celeba").is_dir() or (root / "list_eval_partition.txt").is_file():
+    if layout == "celeba":
         return CelebA(root, split, size, cache=_cache(cache), quiet=split == "test")
-    if (root / "target").is_dir():   # paired input/target(/mask) folders: no held-out split
-        return open_dataset(str(root), size, cache=_cache(cache))
+    if layout == "paired":   # paired input/target(/mask) folders: no held-out split
+        return PairedFolder(root, size, cache=_cache(cache), quiet=split == "test")
     if _numbered_celeba(root):
         return CelebA(root, split, size, ranges=SHARED_FACES_SPLIT, cache=_cache(cache), quiet=split == "test")
     files = [p.relative_to(root).as_posix() for p in list_files(root, True)]
@@ -107,17 +106,6 @@ def make_loader(dataset, batch: int, *, device, occlusion: str, seed: int, train
                       channels_last=channels_last)
 
 
-class preserve_rng:
-    """Keep the global CPU RNG as it was: DataLoader draws a base seed from it whenever an
-    epoch starts, which would make dropout depend on where a resumed run started."""
-
-    def __enter__(self):
-        self.state = torch.get_rng_state()
-
-    def __exit__(self, *exc):
-        torch.set_rng_state(self.state)
-
-
 class BatchStream:
     """Endless batches from ``start_step`` on: step s is batch s % len of epoch s // len, the
     same batch whether the run went straight through or was resumed."""
@@ -130,16 +118,10 @@ class BatchStream:
     def __iter__(self):
         while True:
             self.loader.set_epoch(self.epoch)
-            with preserve_rng():
-                it = iter(self.loader)
-            b = 0
-            while True:
-                with preserve_rng():
-                    batch = next(it, None)
-                if batch is None:
-                    break
+            # the loader's DataLoader has its own generator: starting an epoch draws nothing
+            # from the global RNG that dropout uses, so a resumed run draws what a straight one does
+            for b, batch in enumerate(self.loader):
                 if b >= self.skip:
                     yield batch
-                b += 1
             self.skip = 0
             self.epoch += 1

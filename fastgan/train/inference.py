@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
@@ -22,9 +21,7 @@ class Reconstructor:
     """A trained generator in eval mode. ``size``, ``recipe``, ``occlusion``, ``config``."""
 
     def __init__(self, state: dict, device="cpu"):
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
-        cfg = TrainConfig.from_dict({k: v for k, v in state["config"].items() if k in names},
-                                    source="checkpoint")
+        cfg = TrainConfig.from_saved(state["config"])
         cfg.parsing_weight = 0.0          # the parser only shapes training
         self.device = torch.device(device)
         self.config = dict(state["config"])

@@ -182,7 +182,6 @@ class Trainer:
         self.step = 0
         self.acc_keys: list[str] | None = None
         self.acc_sum = self.acc_n = None
-        self.acc_steps = 0
         self.bad_count = torch.zeros((), dtype=torch.long, device=self.device)
         self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         self.bad_keys = None
@@ -267,7 +266,7 @@ class Trainer:
         }
         if self.acc_keys is not None:
             s["accumulators"] = {"keys": list(self.acc_keys), "sum": self.acc_sum, "n": self.acc_n,
-                                 "steps": self.acc_steps, "bad_keys": self.bad_keys}
+                                 "bad_keys": self.bad_keys}
         return s
 
     def _load_state(self, s: dict) -> None:
@@ -284,7 +283,7 @@ class Trainer:
         acc = s.get("accumulators")
         if acc is not None:
             self.acc_keys, self.acc_sum, self.acc_n = list(acc["keys"]), acc["sum"], acc["n"]
-            self.acc_steps, self.bad_keys = int(acc["steps"]), acc["bad_keys"]
+            self.bad_keys = acc["bad_keys"]
         ckpt.set_rng_state(s["rng"], self.device, self.rng)
 
     # ------------------------------------------------------------------ one step
@@ -342,38 +341,40 @@ class Trainer:
         finite_each = torch.isfinite(vals)
         finite = finite_each.all()
         bad = ~finite
-        for found in self.found.values():
-            bad = bad | (found > 0)
+        if self.skip_bad:   # only then can a gradient be bad while the losses are finite
+            for found in self.found.values():
+                bad = bad | (found > 0)
         self.acc_sum += torch.where(finite, vals, torch.zeros_like(vals)).double()
         self.acc_n += finite.long()
         self.bad_keys |= ~finite_each
         self.bad_count += bad.long()
         self.first_bad.copy_(torch.where(bad & (self.first_bad < 0), self.step, self.first_bad))
-        self.acc_steps += 1
 
     # ------------------------------------------------------------------ records
 
     def _read_counters(self) -> tuple[dict, int, int, list[str]]:
-        """One host sync: interval means, bad-step count, first bad step, non-finite losses."""
+        """One host read: interval means, bad-step count (the most of any rank), first bad
+        step and the names of the non-finite losses (both of this rank)."""
         keys = self.acc_keys or []
-        packed = torch.cat([self.acc_sum if keys else torch.zeros(0, dtype=torch.float64, device=self.device),
-                            self.acc_n.double().view(1) if keys else torch.zeros(1, dtype=torch.float64, device=self.device),
-                            self.bad_count.double().view(1)])
-        self.dist.all_reduce(packed, "sum")
-        bad_max = self.bad_count.double().view(1).clone()
+        dev, f64 = self.device, torch.float64
+        sums = torch.cat([self.acc_sum, self.acc_n.to(f64).view(1)]) if keys else torch.zeros(1, dtype=f64, device=dev)
+        self.dist.all_reduce(sums, "sum")
+        bad_max = self.bad_count.to(f64).view(1).clone()
         self.dist.all_reduce(bad_max, "max")
-        vals = packed.tolist()
+        flags = self.bad_keys.to(f64) if keys else torch.zeros(0, dtype=f64, device=dev)
+        vals = torch.cat([sums, bad_max, self.first_bad.to(f64).view(1), flags]).tolist()
         n = vals[len(keys)]
         means = {k: (vals[i] / n if n else math.nan) for i, k in enumerate(keys)}
-        bad_names = [k for k, b in zip(keys, self.bad_keys.tolist()) if b] if keys else []
-        return means, int(bad_max.item()), int(self.first_bad.item()), bad_names
+        bad, first_bad = int(vals[len(keys) + 1]), int(vals[len(keys) + 2])
+        bad_names = [k for k, b in zip(keys, vals[len(keys) + 3:]) if b]
+        return means, bad, first_bad, bad_names
 
     def _check_health(self, bad: int, first_bad: int, bad_names: list[str], force: bool = False) -> None:
         if bad <= self.cfg.max_bad_steps and not force:
             return
         what = ", ".join(bad_names) if bad_names else "a gradient"
         if self.last_checkpoint is not None:
-            last = f"the last good checkpoint is {self.last_checkpoint} (step {self._ckpt_step(self.last_checkpoint)})"
+            last = f"the last good checkpoint is {self.last_checkpoint} (step {ckpt.step_of(self.last_checkpoint)})"
         else:
             good = self.manager.steps()
             last = (f"the last good checkpoint is {good[-1][1]} (step {good[-1][0]})" if good
@@ -385,13 +386,10 @@ class Trainer:
             f"Resume from it with --resume --out {self.out} (e.g. with a lower --lr), or let the run "
             "skip bad steps with --max-bad-steps N.")
 
-    @staticmethod
-    def _ckpt_step(path: Path) -> int:
-        return int(path.stem.split("-")[1])
-
-    def _record(self, extra: dict, now: float) -> dict:
-        means, bad, first_bad, bad_names = self._read_counters()
-        self._check_health(bad, first_bad, bad_names)
+    def _record(self, counters: tuple, extra: dict, now: float) -> dict:
+        """Write the record of ``counters`` (from ``_read_counters``) and ``extra``; ``now``:
+        the end of the last training step (validation and saving do not count for img/s)."""
+        means, bad = counters[0], counters[1]
         steps = self.step - self._last_record_step
         dt = max(now - self._last_record_time, 1e-9)
         img_s = steps * self.cfg.batch * self.dist.world / dt
@@ -399,7 +397,6 @@ class Trainer:
         if self.acc_keys is not None:
             self.acc_sum.zero_()
             self.acc_n.zero_()
-        self.acc_steps = 0
         rec = {"step": self.step, **means, "img_per_s": img_s,
                "lr": self.optimizers["G"].param_groups[0]["lr"], "elapsed_s": now - self._start}
         if self.skip_bad:
@@ -435,10 +432,14 @@ class Trainer:
         self.last_validation = metrics
         return metrics
 
-    def _save(self, metrics: dict | None = None) -> Path | None:
+    def _improved(self, metrics: dict) -> bool:
+        """Whether this validation beat the best so far (the same answer on every rank)."""
+        better = torch.tensor(float(metrics.get("val_ssim", -math.inf) > self.best["value"]), device=self.device)
+        return bool(self.dist.all_reduce(better, "max"))
+
+    def _save(self, metrics: dict | None = None, improved: bool = False) -> Path | None:
         path = None
         if self.dist.main:
-            improved = bool(metrics) and metrics.get("val_ssim", -math.inf) > self.best["value"]
             if improved:
                 self.best = {"metric": "val_ssim", "value": metrics["val_ssim"], "step": self.step}
             path = self.manager.save(self._state(), self.step)
@@ -562,23 +563,21 @@ class Trainer:
                 break
             if not (at_log or at_val or at_save or last):
                 continue
-            metrics = {}
-            if at_val or last:
-                means, bad, first_bad, bad_names = self._read_counters()
-                self._check_health(bad, first_bad, bad_names)   # never validate or save a diverged model
-                metrics = self._validate()
-            self._record(metrics, time.monotonic())
+            counters = self._read_counters()
+            self._check_health(*counters[1:])   # never validate or save a diverged model
+            metrics = self._validate() if at_val or last else {}
+            self._record(counters, metrics, now)
             # a better validation is saved even between save steps, so best.pt is a real checkpoint
-            improved = torch.tensor(float(metrics.get("val_ssim", -math.inf) > self.best["value"]),
-                                    device=self.device)
-            if at_save or last or bool(d.all_reduce(improved, "max")):
-                self._save(metrics)
+            improved = self._improved(metrics)
+            if at_save or last or improved:
+                self._save(metrics, improved)
+            self._last_record_time = time.monotonic()   # the next interval starts after this one's work
             if last:
                 break
         if stopped == "signal":
             means, bad, first_bad, bad_names = self._read_counters()
             self._check_health(bad, first_bad, bad_names)
-            if self.last_checkpoint is None or self._ckpt_step(self.last_checkpoint) != self.step:
+            if self.last_checkpoint is None or ckpt.step_of(self.last_checkpoint) != self.step:
                 self._save()
             if d.main:
                 name = signal.Signals(self._signal).name if self._signal else "a signal"
