@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
+import warnings
 
 from fastgan.metrics.cli import add_parsers as add_eval_parsers
 from fastgan.train.cli import add_parsers as add_train_parsers
@@ -124,9 +127,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_input_error(e: BaseException) -> bool:
+    """Errors that bad input or a bad environment cause (an unreadable file, a full disk, a
+    wrong option), reported in one line; anything else is a bug and keeps its traceback."""
+    if isinstance(e, (ValueError, TypeError, OSError, MemoryError)):
+        return True
+    return type(e).__name__ == "DecompressionBombError"   # Pillow's, not an OSError
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return {MemoryError: f"out of memory{': ' + text if text else ''}"}.get(type(e), text or type(e).__name__)
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str):
+    """Warnings (skipped files, small samples) as 'fastgan CMD: warning: ...' lines on stderr."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = lambda message, *a, **k: f"fastgan {command}: warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; bad input ends it with one line on stderr and status 2, never a
+    traceback (``FASTGAN_TRACEBACK=1`` shows it)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    with _one_line_warnings(args.command):
+        try:
+            return args.func(args)
+        except KeyboardInterrupt:
+            print(f"fastgan {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as e:  # noqa: BLE001 - filtered by _is_input_error
+            if not _is_input_error(e) or os.environ.get("FASTGAN_TRACEBACK") == "1":
+                raise
+            print(f"fastgan {args.command}: error: {_describe(e)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

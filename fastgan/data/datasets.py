@@ -37,13 +37,17 @@ class SkippedFilesWarning(UserWarning):
     """Some files of a dataset were skipped (not images, or unreadable)."""
 
 
+def describe_skipped(skipped: list[tuple[str, str]], shown: int = 3) -> str:
+    """The first ``shown`` (path, reason) pairs and how many more, on one line."""
+    text = "; ".join(f"{p} ({why})" for p, why in skipped[:shown])
+    return text + (f"; and {len(skipped) - shown} more" if len(skipped) > shown else "")
+
+
 def _warn_skipped(name: str, skipped: list[tuple[str, str]], total: int) -> None:
     if not skipped:
         return
-    shown = "; ".join(f"{p} ({why})" for p, why in skipped[:3])
-    more = f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""
     warnings.warn(f"{name}: skipped {len(skipped)} of {total} files that are not readable images: "
-                  f"{shown}{more}", SkippedFilesWarning, stacklevel=3)
+                  f"{describe_skipped(skipped)}", SkippedFilesWarning, stacklevel=3)
 
 
 def _source_key(paths: Sequence[Sequence[Path]], extra: str) -> str:
@@ -195,6 +199,28 @@ class FaceDataset(Dataset):
         for k, v in self.extras.items():
             batch[k] = v[idx]
         return batch
+
+    def readable_batch(self, indices) -> tuple[dict[str, torch.Tensor], list[int]]:
+        """The items at ``indices`` that can be decoded, stacked, and their indices. Unlike
+        ``get_batch`` an unreadable image is left out (and added to ``skipped``), not replaced
+        by the next one: for outputs written under each item's own name."""
+        idx = [int(i) for i in indices]
+        if self.cache is not None:
+            return self.get_batch(idx), idx
+        kept, data = [], []
+        for i in idx:
+            try:
+                data.append(self._decode_record(self.records[i]))
+                kept.append(i)
+            except ImageReadError as e:
+                self._bad.add(i)
+                self.skipped.append((str(self.records[i][0]), str(e)))
+        if not kept:
+            return {}, []
+        batch = self._split(torch.stack(data))
+        for k, v in self.extras.items():
+            batch[k] = v[kept]
+        return batch, kept
 
     def report(self) -> str:
         """A one-line summary: items, size, cache and skipped files."""
@@ -452,6 +478,10 @@ class SyntheticFaces(FaceDataset):
         img, lm = self._render(idx)
         return {"image": img, "landmarks": lm}
 
+    def readable_batch(self, indices) -> tuple[dict[str, torch.Tensor], list[int]]:
+        idx = [int(i) for i in indices]   # rendered, never unreadable
+        return self.get_batch(idx), idx
+
     def report(self) -> str:
         return (f"SyntheticFaces: {len(self)} faces at {self.size} px, seed {self.seed}, "
                 f"{'memory cache' if self._images is not None else 'rendered on demand'}")
@@ -490,6 +520,14 @@ class TwoDomain(Dataset):
         s, r = self._indices(torch.as_tensor(indices, dtype=torch.long))
         return {**self._rename("synthetic", get_batch(self.synthetic, s)),
                 **self._rename("real", get_batch(self.real, r))}
+
+
+def readable_batch(dataset: Dataset, indices) -> tuple[dict[str, torch.Tensor], list[int]]:
+    """``dataset.readable_batch(indices)`` for a file dataset; any other has no unreadable items."""
+    if hasattr(dataset, "readable_batch"):
+        return dataset.readable_batch(indices)
+    idx = [int(i) for i in indices]
+    return get_batch(dataset, idx), idx
 
 
 def get_batch(dataset: Dataset, indices) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from fastgan.data.cache import default_threads
-from fastgan.data.datasets import CelebA, ImageFolder, SyntheticFaces, data_layout
+from fastgan.data.datasets import CelebA, ImageFolder, SyntheticFaces, data_layout, describe_skipped, readable_batch
 from fastgan.data.io import is_image_name, list_files, make_grid, write_png
 from fastgan.data.loader import derive_seed
 from fastgan.data.occlusion import KINDS, make_occluder
@@ -72,9 +72,11 @@ def occlude_folder(src: str, dst: str | Path, kind: str = "mix", *, size: int = 
     # next batch is occluded (the bytes do not depend on the order)
     with ThreadPoolExecutor(default_threads()) as pool:
         pending = []
+        written = 0
         for b, lo in enumerate(range(0, n, batch)):
-            idx = list(range(lo, min(n, lo + batch)))
-            items = ds.get_batch(idx)
+            items, idx = readable_batch(ds, range(lo, min(n, lo + batch)))
+            if not idx:
+                continue
             images = items["image"]
             occluded, mask = occluder(images, generator=torch.Generator().manual_seed(derive_seed(seed, b)),
                                       landmarks=items.get("landmarks"))
@@ -84,13 +86,15 @@ def occlude_folder(src: str, dst: str | Path, kind: str = "mix", *, size: int = 
             for j, i in enumerate(idx):
                 for folder, img in (("occluded", occluded[j]), ("mask", mask[j] * 255), ("target", images[j])):
                     pending.append(pool.submit(write_png, dst / folder / f"{names[i]}.png", img))
+            written += len(idx)
         for f in pending:
             f.result()
     took = time.perf_counter() - start
-    skipped = len(getattr(ds, "skipped", []))
-    log(f"occlude: {n} images ({kind}, {size}x{size}, seed {seed}) -> {dst}/{{occluded,mask,target}} "
-        f"in {took:.1f} s ({n / max(took, 1e-9):.0f} img/s)" + (f", {skipped} files skipped" if skipped else ""))
-    return n
+    skipped = getattr(ds, "skipped", [])
+    log(f"occlude: {written} images ({kind}, {size}x{size}, seed {seed}) -> {dst}/{{occluded,mask,target}} "
+        f"in {took:.1f} s ({written / max(took, 1e-9):.0f} img/s)"
+        + (f"; skipped {len(skipped)} unreadable files: {describe_skipped(skipped)}" if skipped else ""))
+    return written
 
 
 def kinds_grid(src: str, path: str | Path, *, size: int = 128, seed: int = 0, count: int = 8,

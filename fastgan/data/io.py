@@ -9,6 +9,7 @@ Coordinates: a normalised point (x, y) in [0, 1] has pixel centre ``i`` at ``(i 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+
+_EXIF_ORIENTATION = 0x0112
 
 #: Errors that mean "this file is not a readable image" (as opposed to a bug in fastgan).
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError)
@@ -46,12 +49,55 @@ def list_files(root: str | os.PathLike, recursive: bool = True) -> list[Path]:
         raise ValueError(f"image folder {str(root)!r} does not exist or is not a directory")
     out: list[Path] = []
     if recursive:
+        # Linked folders are followed, each real folder once: a symlink loop (a/link -> a)
+        # would otherwise be walked again at every depth until the path is too long.
+        seen: set[tuple[int, int]] = set()
         for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:
+                dirnames[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             out.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
     else:
         out = [p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")]
     return sorted(out, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _as_mode(im, mode: str):
+    """``im`` upright (its EXIF orientation applied) in ``mode`` ("RGB" or "L"). 16-bit images
+    (Pillow's modes I;16* and I) are scaled from 0-65535 to 0-255: convert would clip them."""
+    from PIL import ImageOps
+
+    if im.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+        im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I"):   # "I;16", "I;16B", "I": 16-bit greyscale PNGs and TIFFs
+        wide = np.asarray(im, dtype=np.int64)
+        im = _pil().fromarray(((np.clip(wide, 0, 65535) + 128) // 257).astype(np.uint8), "L")
+    return im.convert(mode)
+
+
+@contextlib.contextmanager
+def _reading(path):
+    """Any failure to read the image ``path`` as an ImageReadError that names it."""
+    Image = _pil()
+    try:
+        yield
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: too large to decode safely: {e}") from e
+    except _DECODE_ERRORS as e:
+        raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+
+
+def read_pixels(path: str | os.PathLike, mode: str = "RGB") -> torch.Tensor:
+    """uint8 (C, H, W) of an image file at its own size, upright (mode "RGB" or "L");
+    ImageReadError for anything unreadable."""
+    with _reading(path), _pil().open(path) as im:
+        arr = np.asarray(_as_mode(im, mode), dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
 def check_header(path: str | os.PathLike) -> str | None:
@@ -91,27 +137,22 @@ def decode(path: str | os.PathLike, size: int | None = None, *, mode: str = "RGB
            resample: str = "bicubic") -> tuple[torch.Tensor, tuple[int, int]]:
     """Read an image, centre-crop it to a square and resize it to ``size`` (None: keep the
     square crop's side). Returns a uint8 tensor (C, S, S) (C = 3 for ``"RGB"``, 1 for ``"L"``)
-    and the original (width, height). Raises ImageReadError for anything unreadable."""
+    and the file's (width, height), before its EXIF orientation is applied. Raises ImageReadError for anything unreadable."""
     Image = _pil()
     filters = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
                "nearest": Image.Resampling.NEAREST}
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            m = min(w, h)
-            if size is not None and im.format == "JPEG" and m >= 2 * size:
-                # DCT-domain downscaling: JPEG decodes at 1/2, 1/4 or 1/8 scale for free.
-                im.draft("RGB" if mode == "RGB" else "L", (w * size // m + 1, h * size // m + 1))
-            iw, ih = im.size
-            im = im.convert(mode)
-            res = im.crop(square_box(iw, ih)) if iw != ih else im
-            if size is not None and res.size != (size, size):
-                res = res.resize((size, size), filters[resample])
-            arr = np.asarray(res, dtype=np.uint8)
-    except Image.DecompressionBombError as e:
-        raise ImageReadError(f"{path}: too large to decode safely: {e}") from e
-    except _DECODE_ERRORS as e:
-        raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+    with _reading(path), Image.open(path) as im:
+        w, h = im.size
+        m = min(w, h)
+        if size is not None and im.format == "JPEG" and m >= 2 * size:
+            # DCT-domain downscaling: JPEG decodes at 1/2, 1/4 or 1/8 scale for free.
+            im.draft("RGB" if mode == "RGB" else "L", (w * size // m + 1, h * size // m + 1))
+        im = _as_mode(im, mode)
+        iw, ih = im.size
+        res = im.crop(square_box(iw, ih)) if iw != ih else im
+        if size is not None and res.size != (size, size):
+            res = res.resize((size, size), filters[resample])
+        arr = np.asarray(res, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous(), (w, h)

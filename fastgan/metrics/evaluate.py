@@ -225,6 +225,7 @@ def evaluate_checkpoint(evaluator: Evaluator, reconstructor, data: str, *, kinds
                         log=print) -> tuple[dict, dict | None, list[dict]]:
     """Occlude the images of ``data`` with fixed-seed masks of each kind, reconstruct them with
     ``reconstructor`` (occluded, mask) -> output, and evaluate the outputs against the clean images."""
+    from fastgan.data.datasets import describe_skipped, readable_batch
     from fastgan.data.occlusion import make_occluder
 
     ds, names = open_eval_data(data, reconstructor.size, split)
@@ -233,8 +234,9 @@ def evaluate_checkpoint(evaluator: Evaluator, reconstructor, data: str, *, kinds
     device = evaluator.device
     start = time.perf_counter()
     for c, lo in enumerate(range(0, n, MASK_CHUNK)):
-        idx = list(range(lo, min(n, lo + MASK_CHUNK)))
-        items = ds.get_batch(idx)
+        items, idx = readable_batch(ds, range(lo, min(n, lo + MASK_CHUNK)))   # unreadable files: left out
+        if not idx:
+            continue
         clean = items["image"].to(device).float() / 255
         lm = items.get("landmarks")
         evaluator.add_reference(clean)
@@ -247,7 +249,9 @@ def evaluate_checkpoint(evaluator: Evaluator, reconstructor, data: str, *, kinds
         if c % 8 == 7 or done == n:
             took = time.perf_counter() - start
             log(f"eval: {done}/{n} images x {len(kinds)} kinds, {done * len(kinds) / max(took, 1e-9):.1f} img/s")
-    result, examples, rows = evaluator.finish()
+    skipped = getattr(ds, "skipped", [])
+    notes = [f"skipped {len(skipped)} unreadable files: {describe_skipped(skipped)}"] if skipped else []
+    result, examples, rows = evaluator.finish(notes)
     result["source"] = {"mode": "checkpoint", "data": str(data), "split": split, "images": n,
                         "kinds": ", ".join(kinds), "seed": seed, "size": reconstructor.size}
     return result, examples, rows

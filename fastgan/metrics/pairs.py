@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from fastgan.data.io import ImageReadError, is_image_name, list_files
+from fastgan.data.io import is_image_name, list_files, read_pixels
 
 
 def _stems(folder: Path, role: str) -> dict[str, Path]:
@@ -60,17 +59,8 @@ def pair_files(pred: str | Path, target: str | Path, mask: str | Path | None = N
 
 
 def read_image(path: Path, mode: str = "RGB") -> torch.Tensor:
-    """uint8 (C, H, W) of an image file as it is (mode "RGB" or "L")."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert(mode), dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise ImageReadError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+    """uint8 (C, H, W) of an image file as it is (mode "RGB" or "L"), upright."""
+    return read_pixels(path, mode)
 
 
 def load_batch(pairs: list[tuple], size: tuple[int, int] | None = None, reference: Path | None = None):

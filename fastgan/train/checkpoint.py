@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_save", "load_checkpoint", "CheckpointManager", "rng_state", "set_rng_state", "step_of"]
+__all__ = ["atomic_save", "load_checkpoint", "load_weights", "CheckpointError", "CheckpointManager", "rng_state", "set_rng_state", "step_of"]
 
 _STEP_FILE = re.compile(r"^step-(\d+)\.pt$")
 FORMAT = "fastgan-train/1"
@@ -63,18 +63,46 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     return path
 
 
+class CheckpointError(ValueError):
+    """A file that is not a loadable fastgan training checkpoint; the message names it."""
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """A checkpoint written by the trainer, loaded with ``weights_only=True``."""
+    """A checkpoint written by the trainer, loaded with ``weights_only=True`` (no pickled code
+    runs); CheckpointError naming the file for one that is truncated, not a checkpoint, or
+    not a fastgan one."""
     path = Path(path)
     if path.is_dir():
         found = CheckpointManager(path, create=False).latest()
         if found is None:
             raise FileNotFoundError(f"no checkpoint in {path}")
         path = found
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, refused class, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{path} is not a loadable checkpoint ({type(e).__name__}: {first[:300]})") from e
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a fastgan training checkpoint (format {FORMAT})")
+        raise CheckpointError(f"{path} is not a fastgan training checkpoint (format {FORMAT})")
+    state["path"] = str(path)   # for error messages of what is loaded from it
     return state
+
+
+def load_weights(module: torch.nn.Module, state: dict, name: str, path=None) -> None:
+    """``module.load_state_dict(state["models"][name])``; CheckpointError naming the file when
+    the checkpoint holds no such model or one of another shape (another recipe's)."""
+    where = path or state.get("path", "the checkpoint")
+    models = state.get("models") if isinstance(state.get("models"), dict) else {}
+    weights = models.get(name)
+    if weights is None:
+        raise CheckpointError(f"{where} holds no {name!r} model (it has: {', '.join(models) or 'none'})")
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as e:
+        raise CheckpointError(f"{where}: its {name!r} weights do not fit the {name!r} model of this run "
+                              f"model ({str(e).splitlines()[0]})") from e
 
 
 def rng_state(device: torch.device, generator: torch.Generator | None = None) -> dict:

@@ -84,12 +84,12 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from fastgan.train.loop import TrainingDiverged, train
+    from fastgan.train.loop import OutputWriteError, TrainingDiverged, train
 
     try:
         cfg, given = config_from_args(args)
         train(cfg, given)
-    except ConfigError as e:
+    except (ConfigError, OutputWriteError) as e:
         print(f"fastgan train: error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

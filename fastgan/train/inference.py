@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from fastgan.train.checkpoint import load_checkpoint
+from fastgan.train.checkpoint import CheckpointError, load_checkpoint, load_weights
 from fastgan.train.config import TrainConfig
 from fastgan.train.recipes import RECIPES
 
@@ -21,7 +21,12 @@ class Reconstructor:
     """A trained generator in eval mode. ``size``, ``recipe``, ``occlusion``, ``config``."""
 
     def __init__(self, state: dict, device="cpu"):
+        where = state.get("path", "the checkpoint")
+        if not isinstance(state.get("config"), dict):
+            raise CheckpointError(f"{where} holds no training configuration")
         cfg = TrainConfig.from_saved(state["config"])
+        if cfg.recipe not in RECIPES:
+            raise CheckpointError(f"{where}: unknown recipe {cfg.recipe!r}")
         cfg.parsing_weight = 0.0          # the parser only shapes training
         self.device = torch.device(device)
         self.config = dict(state["config"])
@@ -30,7 +35,7 @@ class Reconstructor:
         recipe = RECIPES[cfg.recipe](cfg, self.device)
         nets = recipe.build()
         gen = nets[recipe.generator]
-        gen.load_state_dict(state["models"][recipe.generator])
+        load_weights(gen, state, recipe.generator)
         gen.to(self.device).eval()
         recipe.nets = {recipe.generator: gen}
         self._recipe = recipe
@@ -63,10 +68,13 @@ def load_reconstructor(checkpoint_path, device="cpu") -> Reconstructor:
     return Reconstructor(load_checkpoint(checkpoint_path, map_location="cpu"), device)
 
 
-def reconstruct_folder(checkpoint, src, dst, mask_dir=None, *, device="cpu", batch: int = 16) -> list[Path]:
+def reconstruct_folder(checkpoint, src, dst, mask_dir=None, *, device="cpu", batch: int = 16,
+                       log=print) -> list[Path]:
     """Every image of ``src`` (centre-cropped and resized to the model size) reconstructed into
-    ``dst/NAME.png``; masks (255 = occluded) from ``mask_dir`` by the same relative name."""
+    ``dst/NAME.png``; masks (255 = occluded) from ``mask_dir`` by the same relative name.
+    Unreadable images are skipped and named in one ``log`` line."""
     from fastgan.data import ImageFolder, write_png
+    from fastgan.data.datasets import describe_skipped
     from fastgan.data.io import decode, list_files
 
     rec = checkpoint if isinstance(checkpoint, Reconstructor) else load_reconstructor(checkpoint, device)
@@ -75,7 +83,7 @@ def reconstruct_folder(checkpoint, src, dst, mask_dir=None, *, device="cpu", bat
         raise ValueError(f"infer: {str(src)!r} is not a folder")
     if rec.uses_mask and mask_dir is None:
         raise ValueError(f"infer: the {rec.recipe} model fills the occluded region: give --mask DIR")
-    ds = ImageFolder(src, rec.size)
+    ds = ImageFolder(src, rec.size, quiet=True)
     names = ds.names
     masks = None
     if mask_dir is not None:
@@ -89,8 +97,10 @@ def reconstruct_folder(checkpoint, src, dst, mask_dir=None, *, device="cpu", bat
             masks.append(stem)
     written = []
     for start in range(0, len(ds), batch):
-        idx = list(range(start, min(len(ds), start + batch)))
-        images = ds.get_batch(idx)["image"].float().div(255)
+        items, idx = ds.readable_batch(range(start, min(len(ds), start + batch)))   # unreadable: left out
+        if not idx:
+            continue
+        images = items["image"].float().div(255)
         if masks is not None:
             m = torch.stack([(decode(by_stem[masks[i]], rec.size, mode="L", resample="nearest")[0] > 127)
                              for i in idx]).float()
@@ -101,4 +111,6 @@ def reconstruct_folder(checkpoint, src, dst, mask_dir=None, *, device="cpu", bat
             path = dst / Path(names[i]).with_suffix(".png")
             write_png(path, out[j])
             written.append(path)
+    if ds.skipped:
+        log(f"infer: skipped {len(ds.skipped)} unreadable files: {describe_skipped(ds.skipped)}")
     return written

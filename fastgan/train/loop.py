@@ -37,7 +37,12 @@ from fastgan.train.log import MetricsLog, Progress, format_duration
 from fastgan.train.recipes import RECIPES
 from fastgan.train.validate import evaluate, write_samples
 
-__all__ = ["train", "Trainer", "TrainResult", "TrainingDiverged"]
+__all__ = ["train", "Trainer", "TrainResult", "TrainingDiverged", "OutputWriteError"]
+
+
+class OutputWriteError(RuntimeError):
+    """The run's outputs could not be written (disk full, read-only folder, ...); the message
+    says what and which checkpoint is the last good one."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -117,7 +122,9 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()  # steps re-allocate the same tensors: no page faults each time
         out = Path(cfg.out)
-        self.manager = ckpt.CheckpointManager(out / "checkpoints", cfg.keep_last, create=self.dist.main)
+        self.out, self.last_checkpoint = out, None
+        with self._writing(f"the output folder {out}"):
+            self.manager = ckpt.CheckpointManager(out / "checkpoints", cfg.keep_last, create=self.dist.main)
         self.dist.barrier()
         state = None
         if cfg.resume:
@@ -127,7 +134,10 @@ class Trainer:
                                   "(see the warnings above); nothing was overwritten")
             if path is not None:
                 state = ckpt.load_checkpoint(path, map_location=self.device)
-                cfg = merge_for_resume(state["config"], self.given)
+                try:
+                    cfg = merge_for_resume(state["config"], self.given)
+                except ConfigError as e:
+                    raise ConfigError(f"--resume from {path}: {e}") from e
                 self.resumed_from = path
         elif self.manager.steps():
             step, _ = self.manager.steps()[-1]
@@ -140,7 +150,6 @@ class Trainer:
         cfg.compile = gpu if cfg.compile is None else cfg.compile
         cfg.channels_last = gpu if cfg.channels_last is None else cfg.channels_last
         self.cfg = cfg
-        self.out = out
         self.state = state
 
         torch.manual_seed(cfg.seed)
@@ -197,12 +206,13 @@ class Trainer:
         self.amp = self._amp_context()
         self._setup_data()
         if self.dist.main:
-            self.log = MetricsLog(out / "metrics.jsonl",
-                                  out / "tensorboard" if cfg.tensorboard else None)
-            if state is None:
-                self.log.reset()
-            else:
-                self.log.truncate_after(self.step)
+            with self._writing(out / "metrics.jsonl"):
+                self.log = MetricsLog(out / "metrics.jsonl",
+                                      out / "tensorboard" if cfg.tensorboard else None)
+                if state is None:
+                    self.log.reset()
+                else:
+                    self.log.truncate_after(self.step)
 
     def _amp_context(self):
         cfg, dev = self.cfg, self.device
@@ -270,10 +280,14 @@ class Trainer:
         return s
 
     def _load_state(self, s: dict) -> None:
-        for k, sd in s["models"].items():
-            self.recipe.nets[k].load_state_dict(sd)
+        for k in self.recipe.nets:
+            if k != "parsing":
+                ckpt.load_weights(self.recipe.nets[k], s, k)
         for k, sd in s["optimizers"].items():
-            self.optimizers[k].load_state_dict(sd)
+            try:
+                self.optimizers[k].load_state_dict(sd)
+            except (KeyError, ValueError) as e:
+                raise ckpt.CheckpointError(f"{s.get('path')}: its {k!r} optimiser state does not fit ({e})") from e
         for k, sd in s["schedulers"].items():
             self.schedulers[k].load_state_dict(sd)
         self.recipe.load_extra_state(s.get("extra", {}))
@@ -412,7 +426,8 @@ class Trainer:
             rec["graph_breaks"] = breaks
         rec.update(extra)
         if self.dist.main:
-            self.log.write(rec)
+            with self._writing(self.out / "metrics.jsonl"):
+                self.log.write(rec)
             self.progress.update(self.step, self.start_step, img_s, steps / dt, means)
         self.last_img_s = img_s
         return rec
@@ -427,8 +442,9 @@ class Trainer:
             if self._sample_batch is None:
                 self.val_loader.set_epoch(0)
                 self._sample_batch = next(iter(self.val_loader))
-            self.last_sample = write_samples(self.recipe, self._sample_batch,
-                                             self.out / "samples" / f"step-{self.step:08d}.png", self.cfg.samples)
+            path = self.out / "samples" / f"step-{self.step:08d}.png"
+            with self._writing(path):
+                self.last_sample = write_samples(self.recipe, self._sample_batch, path, self.cfg.samples)
         self.last_validation = metrics
         return metrics
 
@@ -442,12 +458,26 @@ class Trainer:
         if self.dist.main:
             if improved:
                 self.best = {"metric": "val_ssim", "value": metrics["val_ssim"], "step": self.step}
-            path = self.manager.save(self._state(), self.step)
-            if improved:
-                self.manager.mark_best(path)
+            with self._writing(f"the checkpoint of step {self.step} in {self.manager.dir}"):
+                path = self.manager.save(self._state(), self.step)
+                if improved:
+                    self.manager.mark_best(path)
             self.last_checkpoint = path
         self.dist.barrier()
         return path
+
+    @contextlib.contextmanager
+    def _writing(self, what):
+        """An OSError while writing ``what`` stops the run with one line naming it and the
+        last good checkpoint (checkpoints are atomic: a failed write leaves the last one whole)."""
+        try:
+            yield
+        except OSError as e:
+            why = e.strerror or str(e) or type(e).__name__
+            last = (f"the last checkpoint {self.last_checkpoint} still loads; free space or fix the "
+                    f"folder, then continue with --resume --out {self.out}" if self.last_checkpoint
+                    else "no checkpoint was written")
+            raise OutputWriteError(f"could not write {what}: {why}; {last}") from e
 
     # ------------------------------------------------------------------ signals
 
