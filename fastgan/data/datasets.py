@@ -37,9 +37,9 @@ class SkippedFilesWarning(UserWarning):
     """Some files of a dataset were skipped (not images, or unreadable)."""
 
 
-def describe_skipped(skipped: list[tuple[str, str]], shown: int = 3) -> str:
+def describe_skipped(skipped: list[tuple[str, str]], shown: int = 5) -> str:
     """The first ``shown`` (path, reason) pairs and how many more, on one line."""
-    text = "; ".join(f"{p} ({why})" for p, why in skipped[:shown])
+    text = "; ".join(f"{p} ({why.removeprefix(f'{p}: ')})" for p, why in skipped[:shown])
     return text + (f"; and {len(skipped) - shown} more" if len(skipped) > shown else "")
 
 

@@ -91,6 +91,9 @@ def occlude_folder(src: str, dst: str | Path, kind: str = "mix", *, size: int = 
             f.result()
     took = time.perf_counter() - start
     skipped = getattr(ds, "skipped", [])
+    if not written:
+        raise ValueError(f"occlude: no readable images in {src}: skipped {len(skipped)} files: "
+                         f"{describe_skipped(skipped)}")
     log(f"occlude: {written} images ({kind}, {size}x{size}, seed {seed}) -> {dst}/{{occluded,mask,target}} "
         f"in {took:.1f} s ({written / max(took, 1e-9):.0f} img/s)"
         + (f"; skipped {len(skipped)} unreadable files: {describe_skipped(skipped)}" if skipped else ""))

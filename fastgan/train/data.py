@@ -46,17 +46,17 @@ def open_split(data: str, split: str, size: int, *, cache: str = "memory", seed:
         return SyntheticFaces(n, size, seed if split == "train" else VALIDATION_SEED, cache=_cache(cache))
     root = Path(data)
     if layout == "celeba":
-        return CelebA(root, split, size, cache=_cache(cache), quiet=split == "test")
+        return CelebA(root, split, size, cache=_cache(cache))
     if layout == "paired":   # paired input/target(/mask) folders: no held-out split
-        return PairedFolder(root, size, cache=_cache(cache), quiet=split == "test")
+        return PairedFolder(root, size, cache=_cache(cache))
     if _numbered_celeba(root):
-        return CelebA(root, split, size, ranges=SHARED_FACES_SPLIT, cache=_cache(cache), quiet=split == "test")
+        return CelebA(root, split, size, ranges=SHARED_FACES_SPLIT, cache=_cache(cache))
     files = [p.relative_to(root).as_posix() for p in list_files(root, True)]
     n_test = min(1000, max(1, len(files) // 10)) if len(files) > 1 else 0
     chosen = files[len(files) - n_test:] if split == "test" else files[:len(files) - n_test]
     if not chosen:
         raise ValueError(f"--data {data!r}: too few images for a {split} split ({len(files)} found)")
-    return ImageFolder(root, size, files=chosen, cache=_cache(cache), quiet=split == "test")
+    return ImageFolder(root, size, files=chosen, cache=_cache(cache))
 
 
 def simgan_domains(data: str, split: str, size: int, *, cache: str, seed: int, synthetic_n: int,

@@ -111,6 +111,9 @@ def reconstruct_folder(checkpoint, src, dst, mask_dir=None, *, device="cpu", bat
             path = dst / Path(names[i]).with_suffix(".png")
             write_png(path, out[j])
             written.append(path)
+    if not written:
+        raise ValueError(f"infer: no readable images in {src}: skipped {len(ds.skipped)} files: "
+                         f"{describe_skipped(ds.skipped)}")
     if ds.skipped:
         log(f"infer: skipped {len(ds.skipped)} unreadable files: {describe_skipped(ds.skipped)}")
     return written
