@@ -52,7 +52,14 @@ def atomic_save(obj, path: str | os.PathLike) -> Path:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as e:
+                # torch's zip writer reports a failed write (a full disk) as its own RuntimeError
+                # raised while handling the OSError: surface the OSError, which says what happened
+                if isinstance(e.__context__, OSError):
+                    raise e.__context__ from e
+                raise
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
