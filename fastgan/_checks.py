@@ -78,6 +78,21 @@ def check_mask(op: str, mask, x: torch.Tensor, *, kernel_checks_range: bool = Fa
     return mask if mask.dtype == x.dtype else mask.to(x.dtype)
 
 
+def call_kernel(op: str, kernel, *args):
+    """``kernel(*args)``, its own ValueError (the C++ CPU kernels check the mask range in the
+    pass they make anyway, naming their op, e.g. "cosine_loss_forward: ...") renamed after
+    the public function ``op``. Traced as a plain call under torch.compile."""
+    if torch.compiler.is_compiling():
+        return kernel(*args)
+    try:
+        return kernel(*args)
+    except ValueError as e:
+        head, sep, rest = str(e).partition(": ")
+        if not sep or not head.isidentifier() or head == op:
+            raise
+        raise ValueError(f"{op}: {rest.splitlines()[0]}") from e
+
+
 def reduction_code(op: str, reduction) -> int:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")

@@ -20,7 +20,7 @@ def _masked(op: str, x, y, mask, kind: str, eps: float, reduction: str) -> torch
     _checks.check_images(op, x, y)
     mask = _checks.check_mask(op, mask, x, kernel_checks_range=_cpu_kernels_run(x))
     code = _checks.reduction_code(op, reduction)
-    loss = ops.masked_loss(x, y, mask, KIND_CODES[kind], eps, code)
+    loss = _checks.call_kernel(op, ops.masked_loss, x, y, mask, KIND_CODES[kind], eps, code)
     _checks.check_finite_result(op, loss, x=x, y=y, mask=mask)
     return loss
 
@@ -73,7 +73,7 @@ def cosine_similarity_loss(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor 
     if dim not in (None, 1):
         raise ValueError(f"{op}: dim must be None (per image) or 1 (per pixel), got {dim!r}")
     eps = _checks.check_positive(op, "eps", eps)
-    loss = ops.cosine_loss(x, y, mask, 0 if dim is None else 1, eps, code)
+    loss = _checks.call_kernel(op, ops.cosine_loss, x, y, mask, 0 if dim is None else 1, eps, code)
     _checks.check_finite_result(op, loss, x=x, y=y, mask=mask)
     return loss
 
