@@ -81,3 +81,31 @@ def assert_compiled_matches_eager(fn, x, y, mask) -> None:
     compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
     for a, b in zip(value_and_grads(compiled), value_and_grads(fn)):
         torch.testing.assert_close(a, b)
+
+
+def one_line_error(capsys) -> str:
+    """The one 'error:' line a command wrote to stderr (and no traceback)."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+TINY_TRAIN = ["--data", "synthetic", "--size", "32", "--batch", "2", "--ngf", "8", "--ndf", "8", "--workers", "0",
+              "--synthetic-n", "8", "--val-images", "2", "--samples", "0", "--no-compile", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The folder of a finished 1-step pix2pix run (32 px, 8 wide, TINY_TRAIN), on one thread."""
+    from fastgan.cli import main
+
+    out = tmp_path_factory.mktemp("tiny-run")
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["train", "pix2pix", *TINY_TRAIN, "--steps", "1", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(n)
+    return out

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import corrupt_files as cf
+from conftest import one_line_error
 import fastgan.metrics.cli as eval_cli
 from fastgan.cli import main
 from fastgan.data import SkippedFilesWarning
@@ -22,14 +23,6 @@ TINY = ["--size", "32", "--batch", "2", "--ngf", "8", "--ndf", "8", "--workers",
         "--samples", "2", "--no-compile", "--no-progress", "--steps", "1"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 @pytest.fixture
@@ -146,16 +139,9 @@ def test_eval_checkpoint_mode_scores_only_the_readable_images(messy, tmp_path, m
     assert skipped_counts(noted) >= 2 and "cut.png" in noted     # the truncated ones, found when decoded
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["train", "pix2pix", "--data", "synthetic", "--synthetic-n", "8", *TINY, "--out", str(out)]) == 0
-    finally:
-        torch.set_num_threads(n)
-    return out / "checkpoints" / "step-00000001.pt"
+@pytest.fixture
+def checkpoint(tiny_run):
+    return tiny_run / "checkpoints" / "step-00000001.pt"
 
 
 def test_infer_writes_only_the_readable_images(messy, checkpoint, tmp_path, capsys):

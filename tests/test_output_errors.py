@@ -10,38 +10,20 @@ import subprocess
 import pytest
 import torch
 
+from conftest import TINY_TRAIN, one_line_error
 from fastgan.cli import main
 from fastgan.train.checkpoint import CheckpointError, load_checkpoint
-
-TINY = ["--data", "synthetic", "--size", "32", "--batch", "2", "--ngf", "8", "--ndf", "8", "--workers", "0",
-        "--synthetic-n", "8", "--val-images", "2", "--samples", "0", "--no-compile", "--no-progress"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
 def train(out, *extra):
-    return main(["train", "pix2pix", *TINY, "--out", str(out), *extra])
+    return main(["train", "pix2pix", *TINY_TRAIN, "--out", str(out), *extra])
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A finished 1-step pix2pix run (its checkpoint is the size the disk-full test needs)."""
-    out = tmp_path_factory.mktemp("p2p")
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert train(out, "--steps", "1") == 0
-    finally:
-        torch.set_num_threads(n)
-    return out
+@pytest.fixture
+def run_dir(tiny_run):
+    return tiny_run     # its checkpoint is the size the disk-full test needs
 
 
 @pytest.fixture
@@ -77,7 +59,7 @@ def test_disk_full_on_a_real_small_file_system(run_dir, tmpfs, capsys):
     fs = tmpfs(f"size={int(size * 1.6) + 64 * 1024}")   # room for one checkpoint and the log, not two
     out = fs / "run"
     assert train(out, "--steps", "3", "--save-every", "1", "--keep-last", "5") == 2
-    line = error_line(capsys)
+    line = one_line_error(capsys)
     assert "No space left on device" in line and "step-00000001.pt still loads" in line
     assert_last_checkpoint_loads(out, 1)
 
@@ -93,7 +75,7 @@ def test_disk_full_while_a_checkpoint_is_renamed_into_place(tmp_path, monkeypatc
     monkeypatch.setattr(os, "replace", full)
     out = tmp_path / "run"
     assert train(out, "--steps", "3", "--save-every", "1") == 2
-    line = error_line(capsys)
+    line = one_line_error(capsys)
     assert "No space left on device" in line and "step-00000001.pt still loads" in line and "--resume" in line
     monkeypatch.undo()
     assert_last_checkpoint_loads(out, 1)
@@ -102,7 +84,7 @@ def test_disk_full_while_a_checkpoint_is_renamed_into_place(tmp_path, monkeypatc
 def test_a_read_only_output_folder_on_a_real_file_system(tmpfs, capsys):
     fs = tmpfs("size=1m,ro")
     assert train(fs / "run", "--steps", "1") == 2
-    line = error_line(capsys)
+    line = one_line_error(capsys)
     assert "Read-only file system" in line and str(fs / "run") in line
 
 
@@ -112,7 +94,7 @@ def test_a_read_only_output_folder(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(type(tmp_path), "mkdir", refuse)
     assert train(tmp_path / "run", "--steps", "1") == 2
-    line = error_line(capsys)
+    line = one_line_error(capsys)
     assert "Read-only file system" in line and "run" in line
 
 
@@ -125,9 +107,9 @@ def test_a_truncated_checkpoint_is_named(run_dir, tmp_path, capsys):
     with pytest.raises(CheckpointError, match="cut.pt is not a loadable checkpoint"):
         load_checkpoint(cut)
     assert main(["infer", str(cut), str(tmp_path), str(tmp_path / "o")]) == 2
-    assert "cut.pt is not a loadable checkpoint" in error_line(capsys)
+    assert "cut.pt is not a loadable checkpoint" in one_line_error(capsys)
     assert main(["eval", str(cut), "--data", "synthetic", "--out", str(tmp_path / "e"), "--no-fid"]) == 2
-    assert "cut.pt" in error_line(capsys)
+    assert "cut.pt" in one_line_error(capsys)
 
 
 @pytest.mark.parametrize("content", [b"not a checkpoint at all\n", None])
@@ -138,7 +120,7 @@ def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, capsys, content):
     else:
         path.write_bytes(content)
     assert main(["infer", str(path), str(tmp_path), str(tmp_path / "o")]) == 2
-    assert "weights.pt is not a" in error_line(capsys)
+    assert "weights.pt is not a" in one_line_error(capsys)
 
 
 class _Payload:
@@ -158,13 +140,13 @@ def test_loading_never_runs_pickled_code(tmp_path, monkeypatch):
 
 def test_another_recipes_checkpoint_is_refused_naming_the_file(run_dir, tmp_path, capsys):
     simgan = tmp_path / "simgan"
-    assert main(["train", "simgan", *TINY, "--steps", "1", "--out", str(simgan)]) == 0
+    assert main(["train", "simgan", *TINY_TRAIN, "--steps", "1", "--out", str(simgan)]) == 0
     capsys.readouterr()
     # resumed into a pix2pix run: the recipe differs
     mine = tmp_path / "mine"
     shutil.copytree(simgan / "checkpoints", mine / "checkpoints")
     assert train(mine, "--steps", "2", "--resume") == 2
-    line = error_line(capsys)
+    line = one_line_error(capsys)
     assert "step-00000001.pt" in line and "recipe" in line
     # simgan weights under a pix2pix configuration: they do not fit, and the message says where
     state = torch.load(run_dir / "checkpoints" / "step-00000001.pt", weights_only=True)
@@ -172,5 +154,5 @@ def test_another_recipes_checkpoint_is_refused_naming_the_file(run_dir, tmp_path
     mixed = tmp_path / "mixed.pt"
     torch.save(state, mixed)
     assert main(["infer", str(mixed), str(tmp_path), str(tmp_path / "o")]) == 2
-    line = error_line(capsys)
+    line = one_line_error(capsys)
     assert "mixed.pt" in line and "do not fit" in line
