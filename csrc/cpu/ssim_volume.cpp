@@ -1,0 +1,211 @@
+// CPU kernels of the SSIM family on (N, C, D, H, W) volumes: the separable Gaussian along
+// depth, height and width (pytorch-msssim's 3-D SSIM), every stat, padding, mask and
+// gradient of the 2-D ops (cpu/ssim.cpp, which hands 5-D inputs to volume::run).
+//
+// A task is one depth band of one (n, c) volume (cpu/ssim_volume_kernel.h streams its
+// slices); tasks run in parallel, bands fixed by the shape only and sums added in a fixed
+// order, so the results are deterministic.
+//
+// Cost per output voxel, window 11 (a symmetric tap pair is one add and one FMA): the
+// forward filters 4 moments x 3 axes x 11 taps = 132 multiply-adds, + ~25 for SSIM; the
+// gradient of x adds 3 coefficient maps x 3 axes x 11 = 99 + ~30 per input voxel. Bytes:
+// x and y read twice (8 B/voxel each time in float32), the gradient written once
+// (4 B/voxel): ~5 flops per byte, so the bound is compute: ~0.5 Gflop for fwd + bwd of
+// 2x1x64x128x128. Working memory per task: rings of win slices (4-5 moment maps of the
+// output slice, 3-5 coefficient maps of the padded slice) and ~20 single slices, ~6 MB
+// for 128x128 slices in float32; nothing volume-sized besides the outputs.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "common/ssim_checks.h"
+#include "common/ssim_common.h"
+#include "cpu/cpu_features.h"
+#include "cpu/ssim_rows.h"
+#include "cpu/ssim_volume.h"
+
+namespace fastgan::cpu::volume {
+namespace {
+
+using namespace ssim_rows;
+
+struct VolumeGeometry {
+  int64_t n = 0, c = 0, d = 0, h = 0, w = 0;
+  int win = 0, r = 0, pad = 0;
+  int64_t padding = kPadValid;
+  int64_t dp = 0, hp = 0, wp = 0;    // padded input
+  int64_t dout = 0, ho = 0, wo = 0;  // map
+  int64_t bands = 1;                 // depth bands per volume
+};
+
+VolumeGeometry make_geometry(const at::Tensor& x, const SsimParams& p) {
+  VolumeGeometry g;
+  g.n = x.size(0);
+  g.c = x.size(1);
+  g.d = x.size(2);
+  g.h = x.size(3);
+  g.w = x.size(4);
+  g.win = int(p.win);
+  g.r = int(p.win / 2);
+  g.padding = p.padding;
+  g.pad = p.padding == kPadValid ? 0 : g.r;
+  g.dp = g.d + 2 * g.pad;
+  g.hp = g.h + 2 * g.pad;
+  g.wp = g.w + 2 * g.pad;
+  g.dout = g.dp - 2 * g.r;
+  g.ho = g.hp - 2 * g.r;
+  g.wo = g.wp - 2 * g.r;
+  g.bands = band_count(g.n * g.c, g.dout);
+  return g;
+}
+
+template <typename T>
+struct VolumeJob {
+  VolumeGeometry g;
+  int64_t stat = kStatSsim;
+  SsimConsts<T> k{};
+  std::array<T, kMaxWindow> window{};
+  RowIO<T> io;  // x, y, gradients, map and grad map (one dtype)
+  View x, y, mask, grad_map;
+  // Gradients of sum_planes factor[plane] * sums[plane], or of scale * sum_planes sums.
+  const double* factor = nullptr;
+  double scale = 1.0;
+  bool grad = false, need_x = false, need_y = false;
+  char* gx = nullptr;
+  char* gy = nullptr;
+  int64_t gsn = 0, gsc = 0, gsd = 0, gsh = 0, gsw = 0;  // gradient element strides
+  char* map = nullptr;                                  // (N, C, D', H', W') contiguous
+  // Reflect padding: image slices that receive folded gradient slices, -> slot or -1.
+  std::vector<int> fold_slot;
+  int fold_slices = 0;
+};
+
+// ---------------------------------------------------------------------------
+// The compute core, twice: with the build's flags, and for AVX-512 CPUs.
+
+namespace base {
+#include "cpu/ssim_filters.h"
+#include "cpu/ssim_volume_kernel.h"
+}  // namespace base
+
+#ifdef FASTGAN_HAVE_AVX512_BUILD
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")
+namespace avx512 {
+#include "cpu/ssim_filters.h"
+#include "cpu/ssim_volume_kernel.h"
+}  // namespace avx512
+#pragma GCC pop_options
+#endif
+
+template <typename T>
+struct BaseCore {
+  template <int WIN>
+  static BandSums run(const VolumeJob<T>& j, int64_t p, const Band& b) {
+    return base::run_volume_band<T, WIN>(j, p, b);
+  }
+};
+
+#ifdef FASTGAN_HAVE_AVX512_BUILD
+template <typename T>
+struct Avx512Core {
+  template <int WIN>
+  static BandSums run(const VolumeJob<T>& j, int64_t p, const Band& b) {
+    return avx512::run_volume_band<T, WIN>(j, p, b);
+  }
+};
+#endif
+
+template <typename T>
+auto band_fn(int win) {
+#ifdef FASTGAN_HAVE_AVX512_BUILD
+  if (use_avx512()) return pick_window<T, Avx512Core<T>>(win);
+#endif
+  return pick_window<T, BaseCore<T>>(win);
+}
+
+template <typename T>
+std::vector<BandSums> run_job(const VolumeJob<T>& job) {
+  const VolumeGeometry& g = job.g;
+  const int64_t planes = g.n * g.c, tasks = planes * g.bands;
+  std::vector<BandSums> part(tasks);
+  const auto fn = band_fn<T>(g.win);
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t plane = t / g.bands, b = t % g.bands;
+      part[t] = fn(job, plane, make_band(g.dout, g.dp, g.r, g.bands, b, job.grad));
+    }
+  });
+  std::vector<BandSums> out(planes);
+  for (int64_t t = 0; t < tasks; ++t) {
+    out[t / g.bands].wv += part[t].wv;
+    out[t / g.bands].w += part[t].w;
+  }
+  return out;
+}
+
+template <typename T>
+void set_grads(VolumeJob<T>& job, const at::Tensor& x, at::Tensor& gx, at::Tensor& gy) {
+  gx = job.need_x ? empty_grad(x) : at::empty({0}, x.options());
+  gy = job.need_y ? empty_grad(x) : at::empty({0}, x.options());
+  const at::Tensor& ref = job.need_x ? gx : gy;
+  if (job.need_x || job.need_y) {
+    job.gsn = ref.stride(0);
+    job.gsc = ref.stride(1);
+    job.gsd = ref.stride(2);
+    job.gsh = ref.stride(3);
+    job.gsw = ref.stride(4);
+  }
+  job.gx = job.need_x ? static_cast<char*>(gx.mutable_data_ptr()) : nullptr;
+  job.gy = job.need_y ? static_cast<char*>(gy.mutable_data_ptr()) : nullptr;
+  if (job.g.padding == kPadReflect) {
+    // Slices 1..pad and d-1-pad..d-2 receive the reflected padding slices.
+    const int64_t d = job.g.d, pad = job.g.pad;
+    job.fold_slot.assign(d, -1);
+    int next = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      if ((j >= 1 && j <= pad) || (j >= d - 1 - pad && j <= d - 2)) job.fold_slot[j] = next++;
+    }
+    job.fold_slices = next;
+  }
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(const Request& req) {
+  const at::Tensor& x = req.x;
+  at::Tensor sums, weights, gx, gy, map;
+  const at::Tensor gm = req.grad_map.defined() ? req.grad_map.to(x.scalar_type()) : at::Tensor();
+  dispatch_opmath(x.scalar_type(), [&]<typename T>() {
+    VolumeJob<T> job;
+    job.g = make_geometry(x, req.p);
+    job.stat = req.p.stat;
+    job.k = make_consts<T>(req.p);
+    job.window = make_window<T>(req.p);
+    job.io = row_io<T>(x.scalar_type());
+    job.x = view_of(x);
+    job.y = view_of(req.y);
+    job.mask = view_of(req.mask);
+    job.grad_map = view_of(gm);
+    job.factor = req.factor.defined() ? req.factor.const_data_ptr<double>() : nullptr;
+    job.scale = req.grad_scale;
+    job.grad = req.grad;
+    job.need_x = req.need_x;
+    job.need_y = req.need_y;
+    if (req.grad) set_grads(job, x, gx, gy);
+    if (req.write_map) {
+      map = at::empty({job.g.n, job.g.c, job.g.dout, job.g.ho, job.g.wo},
+                      x.options().memory_format(at::MemoryFormat::Contiguous));
+      job.map = static_cast<char*>(map.mutable_data_ptr());
+    }
+    const bool backward_only = req.factor.defined() || req.grad_map.defined();
+    if (req.grad && !(req.need_x || req.need_y) && backward_only) return;
+    std::tie(sums, weights) = sums_tensors(run_job(job), x);
+  });
+  return {sums, weights, gx, gy, map};
+}
+
+}  // namespace fastgan::cpu::volume
