@@ -90,3 +90,72 @@ def test_cuda_kernels_match_reference(harness, tmp_path, shape, padding, stat, d
     gscale = float(gx_ref.abs().max())
     torch.testing.assert_close(gx / gscale, gx_ref / gscale, **tol)
     torch.testing.assert_close(gy / gscale, gy_ref / gscale, **tol)
+
+
+VOLUME_SOURCE = ROOT / "tests" / "cuda_emulation" / "ssim_volume_emulation.cpp"
+
+
+@pytest.fixture(scope="module")
+def volume_harness(tmp_path_factory):
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler (g++/c++) to build the CUDA-kernel emulation")
+    exe = tmp_path_factory.mktemp("emu") / "ssim_volume_emulation"
+    cmd = [cxx, "-O1", "-std=c++20", f"-I{ROOT / 'csrc'}", str(VOLUME_SOURCE), "-o", str(exe)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == 0, f"building the emulation failed:\n{result.stderr[-3000:]}"
+    return exe
+
+
+def fold_reflect_3d(gp, d, h, w, pad):
+    """The vector-Jacobian product of torch's 3-D reflect padding (the oracle of the volume
+    kernels' padded gradients, folded by csrc/cuda/ssim_volume.cu)."""
+    vols = torch.zeros(gp.shape[0], 1, d, h, w, dtype=gp.dtype, requires_grad=True)
+    padded = torch.nn.functional.pad(vols, (pad,) * 6, mode="reflect")
+    (grad,) = torch.autograd.grad(padded, vols, gp.unsqueeze(1))
+    return grad.squeeze(1)
+
+
+# (N, C, D, H, W, window): two tiles across W, a ragged edge, every padding and stat.
+VOLUME_CASES = [((1, 2, 7, 9, 40, 5), p, st, (p + st) % 2 == 1, st != 1)
+                for p, st in itertools.product(PADDINGS, STATS)]
+
+
+@pytest.mark.parametrize("shape,padding,stat,double,masked", VOLUME_CASES)
+def test_cuda_volume_kernels_match_reference(volume_harness, tmp_path, shape, padding, stat,
+                                             double, masked):
+    n, c, d, h, w, win = shape
+    g = torch.Generator().manual_seed(hash((shape, padding, stat)) % 2**31)
+    x = torch.rand(n, c, d, h, w, generator=g, dtype=torch.float64)
+    y = (x + 0.4 * torch.rand(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    mask = torch.rand(n, 1, d, h, w, generator=g, dtype=torch.float64) if masked else None
+    factor = torch.randn(n, c, generator=g, dtype=torch.float64)
+    np_dtype = np.float64 if double else np.float32
+    for name, t in (("x", x), ("y", y), ("m", mask), ("f", factor)):
+        if t is not None:
+            t.numpy().astype(np_dtype).tofile(tmp_path / f"{name}.bin")
+    args = (n, c, d, h, w, win, padding, stat, int(double), int(masked), 0.84)
+    subprocess.run([str(volume_harness), *map(str, args), str(tmp_path)], check=True)
+
+    def read(name, shape_):
+        return torch.from_numpy(np.fromfile(tmp_path / f"{name}.bin", dtype=np_dtype)).view(shape_).double()
+
+    xr, yr = x.clone().requires_grad_(), y.clone().requires_grad_()
+    opts = dict(window_size=win, padding=PADDINGS[padding], stat=STATS[stat], alpha=0.84)
+    sums, weights = R.ssim_plane_sums(xr, yr, mask, **opts)
+    gx_ref, gy_ref = torch.autograd.grad((sums * factor).sum(), (xr, yr))
+    ref_map = R.ssim_stat_map(x, y, **opts)
+    pad = 0 if padding == 0 else win // 2
+    if padding == 2:
+        padded = (n * c, d + 2 * pad, h + 2 * pad, w + 2 * pad)
+        gx, gy = (fold_reflect_3d(read(k, padded), d, h, w, pad).view(x.shape) for k in ("gx", "gy"))
+    else:
+        gx, gy = read("gx", x.shape), read("gy", x.shape)
+    tol = dict(rtol=1e-9, atol=1e-11) if double else dict(rtol=2e-5, atol=1e-5)
+    scale = float(weights.max())
+    torch.testing.assert_close(read("sums", (n, c)) / scale, sums.detach() / scale, **tol)
+    torch.testing.assert_close(read("weights", (n, c)), weights, **tol)
+    torch.testing.assert_close(read("map", tuple(ref_map.shape)), ref_map, **tol)
+    gscale = float(gx_ref.abs().max())
+    torch.testing.assert_close(gx / gscale, gx_ref / gscale, **tol)
+    torch.testing.assert_close(gy / gscale, gy_ref / gscale, **tol)

@@ -213,7 +213,7 @@ Job<T> make_job(const at::Tensor& x, const at::Tensor& y, const Params& p) {
   Job<T> job;
   job.g = make_geometry(x, p.win, p.padding);
   job.stat = p.stat;
-  job.k = make_consts<T>(p);
+  job.k = make_ssim_consts<T>(p);
   job.window = make_window<T>(p);
   job.io = row_io<T>(x.scalar_type());
   job.x = view_of(x);
@@ -227,8 +227,8 @@ void set_grads(Job<T>& job, const at::Tensor& x, bool need_x, bool need_y, at::T
   job.grad = true;
   job.need_x = need_x;
   job.need_y = need_y;
-  gx = need_x ? empty_grad(x) : at::empty({0}, x.options());
-  gy = need_y ? empty_grad(x) : at::empty({0}, x.options());
+  gx = need_x ? empty_ssim_grad(x) : at::empty({0}, x.options());
+  gy = need_y ? empty_ssim_grad(x) : at::empty({0}, x.options());
   const at::Tensor& ref = need_x ? gx : gy;
   if (need_x || need_y) {
     job.gsn = ref.stride(0);

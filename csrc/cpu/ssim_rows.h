@@ -15,6 +15,7 @@
 
 #include "common/ssim_checks.h"
 #include "common/ssim_common.h"
+#include "common/ssim_host.h"
 
 namespace fastgan::cpu::ssim_rows {
 
@@ -176,26 +177,12 @@ inline int64_t band_count(int64_t planes, int64_t outputs) {
 }
 
 template <typename T>
-SsimConsts<T> make_consts(const SsimParams& p) {
-  const double c1 = (p.k1 * p.data_range) * (p.k1 * p.data_range);
-  const double c2 = (p.k2 * p.data_range) * (p.k2 * p.data_range);
-  return SsimConsts<T>{T(c1), T(c2), T(p.alpha), T((1.0 - p.alpha) / p.data_range)};
-}
-
-template <typename T>
 std::array<T, kMaxWindow> make_window(const SsimParams& p) {
   double w[kMaxWindow];
   ssim_window(int(p.win), p.sigma, w);
   std::array<T, kMaxWindow> out{};
   for (int i = 0; i < p.win; ++i) out[i] = T(w[i]);
   return out;
-}
-
-// The gradient outputs, laid out as x (channels_last(_3d) stays so).
-inline at::Tensor empty_grad(const at::Tensor& x) {
-  const auto cl = x.dim() == 5 ? at::MemoryFormat::ChannelsLast3d : at::MemoryFormat::ChannelsLast;
-  const bool is_cl = !x.is_contiguous() && x.is_contiguous(cl);
-  return at::empty_like(x, is_cl ? cl : at::MemoryFormat::Contiguous);
 }
 
 // The per-plane sums as (N, C) tensors in opmath (float32, float64 for float64 x).

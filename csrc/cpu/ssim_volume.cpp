@@ -149,8 +149,8 @@ std::vector<BandSums> run_job(const VolumeJob<T>& job) {
 
 template <typename T>
 void set_grads(VolumeJob<T>& job, const at::Tensor& x, at::Tensor& gx, at::Tensor& gy) {
-  gx = job.need_x ? empty_grad(x) : at::empty({0}, x.options());
-  gy = job.need_y ? empty_grad(x) : at::empty({0}, x.options());
+  gx = job.need_x ? empty_ssim_grad(x) : at::empty({0}, x.options());
+  gy = job.need_y ? empty_ssim_grad(x) : at::empty({0}, x.options());
   const at::Tensor& ref = job.need_x ? gx : gy;
   if (job.need_x || job.need_y) {
     job.gsn = ref.stride(0);
@@ -183,7 +183,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(const
     VolumeJob<T> job;
     job.g = make_geometry(x, req.p);
     job.stat = req.p.stat;
-    job.k = make_consts<T>(req.p);
+    job.k = make_ssim_consts<T>(req.p);
     job.window = make_window<T>(req.p);
     job.io = row_io<T>(x.scalar_type());
     job.x = view_of(x);
