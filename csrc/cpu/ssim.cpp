@@ -26,14 +26,13 @@
 // (+4 B/px per input). Measured here: ~3 ns/px forward, ~5.5 ns/px forward + gradient
 // per core (AVX-512), bound by the vertical passes' cache traffic and by DRAM.
 //
-// The core is compiled twice, with the build's flags and for AVX-512 (picked at run time
-// with __builtin_cpu_supports; FASTGAN_CPU_AVX512=0 forces the first).
+// The core is compiled twice, with the build's flags and for AVX-512 (cpu/ssim_cores.h;
+// picked at run time with __builtin_cpu_supports; FASTGAN_CPU_AVX512=0 forces the first).
 // Bands are fixed by the shape only (never by the thread count) and every sum has a
 // fixed order, so the results are deterministic. A band recomputes r output rows on
 // each side for the gradients it owns.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -126,23 +125,8 @@ void load_padded_row(const Job<T>& job, const View& v, int64_t plane, int64_t i,
   load_padded_line(job.io, base + j * v.sh * job.io.elem, v.sw, g.w, g.pad, g.padding, out);
 }
 
-// ---------------------------------------------------------------------------
-// The compute core, twice: with the build's flags, and for AVX-512 CPUs.
-
-namespace base {
-#include "cpu/ssim_filters.h"
-#include "cpu/ssim_kernel.h"
-}  // namespace base
-
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")
-namespace avx512 {
-#include "cpu/ssim_filters.h"
-#include "cpu/ssim_kernel.h"
-}  // namespace avx512
-#pragma GCC pop_options
-#endif
+#define FASTGAN_SSIM_CORE "cpu/ssim_kernel.h"
+#include "cpu/ssim_cores.h"
 
 template <typename T>
 int64_t scratch_rows(const Job<T>& job) {
@@ -152,55 +136,20 @@ int64_t scratch_rows(const Job<T>& job) {
   return 2 * rs + 3 + 5 * rs + 1 + 2 * (5 + 2 + 12) + 5 * rs + 2 * job.fold_rows;
 }
 
-template <typename T>
-struct BaseCore {
-  template <int WIN>
-  static BandSums run(const Job<T>& j, int64_t p, const Band& b, Scratch<T>& s) {
-    return base::run_band<T, WIN>(j, p, b, s);
-  }
-};
-
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-template <typename T>
-struct Avx512Core {
-  template <int WIN>
-  static BandSums run(const Job<T>& j, int64_t p, const Band& b, Scratch<T>& s) {
-    return avx512::run_band<T, WIN>(j, p, b, s);
-  }
-};
-#endif
-
-template <typename T>
-auto band_fn(int win) {
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-  if (use_avx512()) return pick_window<T, Avx512Core<T>>(win);
-#endif
-  return pick_window<T, BaseCore<T>>(win);
-}
-
 // Runs every (plane, band) task; returns the per-plane sums in a fixed order.
 template <typename T>
 std::vector<BandSums> run_job(const Job<T>& job) {
   const Geometry& g = job.g;
-  const int64_t planes = g.n * g.c, tasks = planes * g.bands;
-  std::vector<BandSums> part(tasks);
   const auto fn = band_fn<T>(g.win);
-  const int64_t stride = aligned_stride(g.wp + 2 * g.r);
-  const int64_t rows = scratch_rows(job);
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+  const int64_t stride = aligned_stride(g.wp + 2 * g.r), rows = scratch_rows(job);
+  auto scratch = [&] {
     Scratch<T> s;
     s.allocate(rows, stride);
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t plane = t / g.bands, b = t % g.bands;
-      part[t] = fn(job, plane, make_band(g, b, job.grad), s);
-    }
+    return s;
+  };
+  return run_tasks(g.n * g.c, g.bands, scratch, [&](Scratch<T>& s, int64_t plane, int64_t b) {
+    return fn(job, plane, make_band(g, b, job.grad), s);
   });
-  std::vector<BandSums> out(planes);
-  for (int64_t t = 0; t < tasks; ++t) {
-    out[t / g.bands].wv += part[t].wv;
-    out[t / g.bands].w += part[t].w;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------

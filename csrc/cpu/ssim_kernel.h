@@ -1,11 +1,10 @@
 // The compute core of the CPU SSIM kernels (csrc/cpu/ssim.cpp): the streaming band
 // pipeline run_band (its 1-D filters and per-row SSIM maths are in cpu/ssim_filters.h).
 //
-// Included twice by ssim.cpp, inside two namespaces: once with the build's flags and once
-// under `#pragma GCC target("avx512f,...")`, and ssim.cpp picks one at run time, so a
-// build for AVX2 (or the baseline) still uses 512-bit vectors where the CPU has them.
-// Hence no include guard and no includes here: ssim.cpp includes everything this needs
-// (and defines Job, Band, Scratch, ...) and cpu/ssim_filters.h first.
+// Compiled twice by ssim.cpp through cpu/ssim_cores.h, inside two namespaces: once with
+// the build's flags and once for AVX-512, picked at run time. Hence no include guard and
+// no includes here: ssim.cpp includes everything this needs (and defines Job, Band,
+// Scratch, ...) and cpu/ssim_filters.h first.
 
 // Ring slots per ring: output rows are processed in pairs (vfilter2) and gradient rows
 // may wait one row for their partner, so the rings keep win + 2 rows.

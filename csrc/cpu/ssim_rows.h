@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <array>
@@ -200,25 +201,44 @@ inline std::tuple<at::Tensor, at::Tensor> sums_tensors(const std::vector<BandSum
   return {s.to(opmath), w.to(opmath)};
 }
 
-// Core::run<WIN> for window win: a compile-time window for float (the fast paths, fully
-// unrolled filters), the runtime window (WIN = 0) otherwise. The caller picks Core: the
-// build's flags or the AVX-512 build of the same source.
-template <typename T, typename Core>
-auto pick_window(int win) {
-  using Fn = decltype(&Core::template run<0>);
+// at.template operator()<WIN>() (a core's entry for a compile-time window) for window
+// win: the fast paths for float, with fully unrolled filters; the runtime window (WIN = 0)
+// otherwise.
+template <typename T, typename At>
+auto pick_window(int win, At&& at) {
   if constexpr (std::is_same_v<T, float>) {
     switch (win) {
-      case 3: return Fn(&Core::template run<3>);
-      case 5: return Fn(&Core::template run<5>);
-      case 7: return Fn(&Core::template run<7>);
-      case 9: return Fn(&Core::template run<9>);
-      case 11: return Fn(&Core::template run<11>);
-      case 13: return Fn(&Core::template run<13>);
-      case 15: return Fn(&Core::template run<15>);
+      case 3: return at.template operator()<3>();
+      case 5: return at.template operator()<5>();
+      case 7: return at.template operator()<7>();
+      case 9: return at.template operator()<9>();
+      case 11: return at.template operator()<11>();
+      case 13: return at.template operator()<13>();
+      case 15: return at.template operator()<15>();
       default: break;
     }
   }
-  return Fn(&Core::template run<0>);
+  return at.template operator()<0>();
+}
+
+// Runs task(state, plane, band) for every (plane, band) in parallel (state = make_state(),
+// once per chunk of tasks: scratch memory); returns the per-plane sums, added in a fixed
+// order whatever the thread count.
+template <typename MakeState, typename Task>
+std::vector<BandSums> run_tasks(int64_t planes, int64_t bands, MakeState&& make_state,
+                                Task&& task) {
+  const int64_t tasks = planes * bands;
+  std::vector<BandSums> part(tasks);
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    auto state = make_state();
+    for (int64_t t = begin; t < end; ++t) part[t] = task(state, t / bands, t % bands);
+  });
+  std::vector<BandSums> out(planes);
+  for (int64_t t = 0; t < tasks; ++t) {
+    out[t / bands].wv += part[t].wv;
+    out[t / bands].w += part[t].w;
+  }
+  return out;
 }
 
 template <typename Fn>

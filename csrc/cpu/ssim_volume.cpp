@@ -15,7 +15,6 @@
 // output slice, 3-5 coefficient maps of the padded slice) and ~20 single slices, ~6 MB
 // for 128x128 slices in float32; nothing volume-sized besides the outputs.
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <array>
@@ -83,68 +82,16 @@ struct VolumeJob {
   int fold_slices = 0;
 };
 
-// ---------------------------------------------------------------------------
-// The compute core, twice: with the build's flags, and for AVX-512 CPUs.
-
-namespace base {
-#include "cpu/ssim_filters.h"
-#include "cpu/ssim_volume_kernel.h"
-}  // namespace base
-
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")
-namespace avx512 {
-#include "cpu/ssim_filters.h"
-#include "cpu/ssim_volume_kernel.h"
-}  // namespace avx512
-#pragma GCC pop_options
-#endif
-
-template <typename T>
-struct BaseCore {
-  template <int WIN>
-  static BandSums run(const VolumeJob<T>& j, int64_t p, const Band& b) {
-    return base::run_volume_band<T, WIN>(j, p, b);
-  }
-};
-
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-template <typename T>
-struct Avx512Core {
-  template <int WIN>
-  static BandSums run(const VolumeJob<T>& j, int64_t p, const Band& b) {
-    return avx512::run_volume_band<T, WIN>(j, p, b);
-  }
-};
-#endif
-
-template <typename T>
-auto band_fn(int win) {
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-  if (use_avx512()) return pick_window<T, Avx512Core<T>>(win);
-#endif
-  return pick_window<T, BaseCore<T>>(win);
-}
+#define FASTGAN_SSIM_CORE "cpu/ssim_volume_kernel.h"
+#include "cpu/ssim_cores.h"
 
 template <typename T>
 std::vector<BandSums> run_job(const VolumeJob<T>& job) {
   const VolumeGeometry& g = job.g;
-  const int64_t planes = g.n * g.c, tasks = planes * g.bands;
-  std::vector<BandSums> part(tasks);
   const auto fn = band_fn<T>(g.win);
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t plane = t / g.bands, b = t % g.bands;
-      part[t] = fn(job, plane, make_band(g.dout, g.dp, g.r, g.bands, b, job.grad));
-    }
+  return run_tasks(g.n * g.c, g.bands, [] { return 0; }, [&](int, int64_t plane, int64_t b) {
+    return fn(job, plane, make_band(g.dout, g.dp, g.r, g.bands, b, job.grad));
   });
-  std::vector<BandSums> out(planes);
-  for (int64_t t = 0; t < tasks; ++t) {
-    out[t / g.bands].wv += part[t].wv;
-    out[t / g.bands].w += part[t].w;
-  }
-  return out;
 }
 
 template <typename T>

@@ -1,9 +1,9 @@
 // The compute core of the CPU SSIM kernels for volumes (csrc/cpu/ssim_volume.cpp): one
 // depth band of one (n, c) volume, streamed slice by slice.
 //
-// Included twice by ssim_volume.cpp (the build's flags, and AVX-512), after
-// cpu/ssim_filters.h and the definitions of VolumeJob and Band: no include guard, no
-// includes (as cpu/ssim_kernel.h).
+// Compiled twice by ssim_volume.cpp through cpu/ssim_cores.h (the build's flags, and
+// AVX-512), after cpu/ssim_filters.h and the definitions of VolumeJob and Band: no include
+// guard, no includes (as cpu/ssim_kernel.h).
 //
 // Padded input slices i stream through once:
 //   1. load slice i of x and y (padded in H, W; depth padding by index), products;
@@ -17,7 +17,7 @@
 //      (cropped for zero padding, folded back for reflect).
 
 template <typename T, int WIN>
-BandSums run_volume_band(const VolumeJob<T>& job, int64_t plane, const Band& band) {
+BandSums run_band(const VolumeJob<T>& job, int64_t plane, const Band& band) {
   const VolumeGeometry& g = job.g;
   const int win = WIN > 0 ? WIN : g.win;
   const int r = win / 2;
