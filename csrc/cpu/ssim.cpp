@@ -86,25 +86,8 @@ Band make_band(const Geometry& g, int64_t b, bool grad) {
 }
 
 template <typename T>
-struct Job {
+struct Job : JobCommon<T> {
   Geometry g;
-  int64_t stat = kStatSsim;
-  SsimConsts<T> k{};
-  std::array<T, kMaxWindow> window{};
-  RowIO<T> io;   // x, y, gradients, map and grad map (one dtype)
-  View x, y, mask, grad_map;
-  // The gradients are those of sum_planes factor[plane] * sums[plane] (backward), or of
-  // scale * sum_planes sums[plane] (forward_with_grad); the sums are never scaled.
-  const double* factor = nullptr;
-  double scale = 1.0;
-  bool grad = false, need_x = false, need_y = false;
-  char* gx = nullptr;
-  char* gy = nullptr;
-  int64_t gsn = 0, gsc = 0, gsh = 0, gsw = 0;  // gradient element strides
-  char* map = nullptr;                         // (N, C, Ho, Wo) contiguous
-  // Reflect padding: original rows that receive folded gradient rows, -> slot or -1.
-  std::vector<int> fold_slot;
-  int fold_rows = 0;
 };
 
 // Padded row i of one plane of v (opmath, width wp).
@@ -161,42 +144,14 @@ template <typename T>
 Job<T> make_job(const at::Tensor& x, const at::Tensor& y, const Params& p) {
   Job<T> job;
   job.g = make_geometry(x, p.win, p.padding);
-  job.stat = p.stat;
-  job.k = make_ssim_consts<T>(p);
-  job.window = make_window<T>(p);
-  job.io = row_io<T>(x.scalar_type());
-  job.x = view_of(x);
-  job.y = view_of(y);
+  init_job(job, x, y, p);
   return job;
 }
 
 template <typename T>
 void set_grads(Job<T>& job, const at::Tensor& x, bool need_x, bool need_y, at::Tensor& gx,
                at::Tensor& gy) {
-  job.grad = true;
-  job.need_x = need_x;
-  job.need_y = need_y;
-  gx = need_x ? empty_ssim_grad(x) : at::empty({0}, x.options());
-  gy = need_y ? empty_ssim_grad(x) : at::empty({0}, x.options());
-  const at::Tensor& ref = need_x ? gx : gy;
-  if (need_x || need_y) {
-    job.gsn = ref.stride(0);
-    job.gsc = ref.stride(1);
-    job.gsh = ref.stride(2);
-    job.gsw = ref.stride(3);
-  }
-  job.gx = need_x ? static_cast<char*>(gx.mutable_data_ptr()) : nullptr;
-  job.gy = need_y ? static_cast<char*>(gy.mutable_data_ptr()) : nullptr;
-  if (job.g.padding == kPadReflect) {
-    // Rows 1..pad and h-1-pad..h-2 receive the reflected padding rows.
-    const int64_t h = job.g.h, pad = job.g.pad;
-    job.fold_slot.assign(h, -1);
-    int next = 0;
-    for (int64_t j = 0; j < h; ++j) {
-      if ((j >= 1 && j <= pad) || (j >= h - 1 - pad && j <= h - 2)) job.fold_slot[j] = next++;
-    }
-    job.fold_rows = next;
-  }
+  set_grad_outputs(job, x, need_x, need_y, job.g.h, job.g.pad, job.g.padding, gx, gy);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_impl(

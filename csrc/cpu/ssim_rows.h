@@ -201,6 +201,74 @@ inline std::tuple<at::Tensor, at::Tensor> sums_tensors(const std::vector<BandSum
   return {s.to(opmath), w.to(opmath)};
 }
 
+// What the cores of images and volumes share in their job description: the maths, the
+// inputs, the gradient factors and outputs, the map. The geometry is each core's own.
+template <typename T>
+struct JobCommon {
+  int64_t stat = kStatSsim;
+  SsimConsts<T> k{};
+  std::array<T, kMaxWindow> window{};
+  RowIO<T> io;  // x, y, gradients, map and grad map (one dtype)
+  View x, y, mask, grad_map;
+  // The gradients are those of sum_planes factor[plane] * sums[plane] (backward), or of
+  // scale * sum_planes sums[plane] (forward_with_grad); the sums are never scaled.
+  const double* factor = nullptr;
+  double scale = 1.0;
+  bool grad = false, need_x = false, need_y = false;
+  char* gx = nullptr;
+  char* gy = nullptr;
+  int64_t gsn = 0, gsc = 0, gsd = 0, gsh = 0, gsw = 0;  // gradient element strides (gsd: 5-D)
+  char* map = nullptr;                                  // the map, contiguous
+  // Reflect padding: the image rows (volumes: slices) of the streamed axis that receive
+  // folded gradient rows (slices), -> slot or -1; fold_rows slots.
+  std::vector<int> fold_slot;
+  int fold_rows = 0;
+};
+
+// The parameters and inputs of a job.
+template <typename T>
+void init_job(JobCommon<T>& job, const at::Tensor& x, const at::Tensor& y, const SsimParams& p) {
+  job.stat = p.stat;
+  job.k = make_ssim_consts<T>(p);
+  job.window = make_window<T>(p);
+  job.io = row_io<T>(x.scalar_type());
+  job.x = view_of(x);
+  job.y = view_of(y);
+}
+
+// Allocates the gradients asked for (empty tensors otherwise) and points the job at them;
+// for reflect padding, the fold slots of a streamed axis of `length` with padding `pad`.
+template <typename T>
+void set_grad_outputs(JobCommon<T>& job, const at::Tensor& x, bool need_x, bool need_y,
+                      int64_t length, int64_t pad, int64_t padding, at::Tensor& gx,
+                      at::Tensor& gy) {
+  job.grad = true;
+  job.need_x = need_x;
+  job.need_y = need_y;
+  gx = need_x ? empty_ssim_grad(x) : at::empty({0}, x.options());
+  gy = need_y ? empty_ssim_grad(x) : at::empty({0}, x.options());
+  const at::Tensor& ref = need_x ? gx : gy;
+  if (need_x || need_y) {
+    const int64_t k = ref.dim();
+    job.gsn = ref.stride(0);
+    job.gsc = ref.stride(1);
+    job.gsd = k == 5 ? ref.stride(2) : 0;
+    job.gsh = ref.stride(k - 2);
+    job.gsw = ref.stride(k - 1);
+  }
+  job.gx = need_x ? static_cast<char*>(gx.mutable_data_ptr()) : nullptr;
+  job.gy = need_y ? static_cast<char*>(gy.mutable_data_ptr()) : nullptr;
+  if (padding == kPadReflect) {
+    // Rows (slices) 1..pad and n-1-pad..n-2 receive the reflected padding ones.
+    job.fold_slot.assign(length, -1);
+    int next = 0;
+    for (int64_t j = 0; j < length; ++j) {
+      if ((j >= 1 && j <= pad) || (j >= length - 1 - pad && j <= length - 2)) job.fold_slot[j] = next++;
+    }
+    job.fold_rows = next;
+  }
+}
+
 // at.template operator()<WIN>() (a core's entry for a compile-time window) for window
 // win: the fast paths for float, with fully unrolled filters; the runtime window (WIN = 0)
 // otherwise.

@@ -62,24 +62,8 @@ VolumeGeometry make_geometry(const at::Tensor& x, const SsimParams& p) {
 }
 
 template <typename T>
-struct VolumeJob {
-  VolumeGeometry g;
-  int64_t stat = kStatSsim;
-  SsimConsts<T> k{};
-  std::array<T, kMaxWindow> window{};
-  RowIO<T> io;  // x, y, gradients, map and grad map (one dtype)
-  View x, y, mask, grad_map;
-  // Gradients of sum_planes factor[plane] * sums[plane], or of scale * sum_planes sums.
-  const double* factor = nullptr;
-  double scale = 1.0;
-  bool grad = false, need_x = false, need_y = false;
-  char* gx = nullptr;
-  char* gy = nullptr;
-  int64_t gsn = 0, gsc = 0, gsd = 0, gsh = 0, gsw = 0;  // gradient element strides
-  char* map = nullptr;                                  // (N, C, D', H', W') contiguous
-  // Reflect padding: image slices that receive folded gradient slices, -> slot or -1.
-  std::vector<int> fold_slot;
-  int fold_slices = 0;
+struct VolumeJob : JobCommon<T> {
+  VolumeGeometry g;  // the map is (N, C, D', H', W'); reflect folds run along depth
 };
 
 #define FASTGAN_SSIM_CORE "cpu/ssim_volume_kernel.h"
@@ -94,32 +78,6 @@ std::vector<BandSums> run_job(const VolumeJob<T>& job) {
   });
 }
 
-template <typename T>
-void set_grads(VolumeJob<T>& job, const at::Tensor& x, at::Tensor& gx, at::Tensor& gy) {
-  gx = job.need_x ? empty_ssim_grad(x) : at::empty({0}, x.options());
-  gy = job.need_y ? empty_ssim_grad(x) : at::empty({0}, x.options());
-  const at::Tensor& ref = job.need_x ? gx : gy;
-  if (job.need_x || job.need_y) {
-    job.gsn = ref.stride(0);
-    job.gsc = ref.stride(1);
-    job.gsd = ref.stride(2);
-    job.gsh = ref.stride(3);
-    job.gsw = ref.stride(4);
-  }
-  job.gx = job.need_x ? static_cast<char*>(gx.mutable_data_ptr()) : nullptr;
-  job.gy = job.need_y ? static_cast<char*>(gy.mutable_data_ptr()) : nullptr;
-  if (job.g.padding == kPadReflect) {
-    // Slices 1..pad and d-1-pad..d-2 receive the reflected padding slices.
-    const int64_t d = job.g.d, pad = job.g.pad;
-    job.fold_slot.assign(d, -1);
-    int next = 0;
-    for (int64_t j = 0; j < d; ++j) {
-      if ((j >= 1 && j <= pad) || (j >= d - 1 - pad && j <= d - 2)) job.fold_slot[j] = next++;
-    }
-    job.fold_slices = next;
-  }
-}
-
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(const Request& req) {
@@ -129,20 +87,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> run(const
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
     VolumeJob<T> job;
     job.g = make_geometry(x, req.p);
-    job.stat = req.p.stat;
-    job.k = make_ssim_consts<T>(req.p);
-    job.window = make_window<T>(req.p);
-    job.io = row_io<T>(x.scalar_type());
-    job.x = view_of(x);
-    job.y = view_of(req.y);
+    init_job(job, x, req.y, req.p);
     job.mask = view_of(req.mask);
     job.grad_map = view_of(gm);
     job.factor = req.factor.defined() ? req.factor.const_data_ptr<double>() : nullptr;
     job.scale = req.grad_scale;
-    job.grad = req.grad;
-    job.need_x = req.need_x;
-    job.need_y = req.need_y;
-    if (req.grad) set_grads(job, x, gx, gy);
+    if (req.grad) {
+      set_grad_outputs(job, x, req.need_x, req.need_y, job.g.d, job.g.pad, job.g.padding, gx, gy);
+    }
     if (req.write_map) {
       map = at::empty({job.g.n, job.g.c, job.g.dout, job.g.ho, job.g.wo},
                       x.options().memory_format(at::MemoryFormat::Contiguous));

@@ -61,7 +61,7 @@ BandSums run_band(const VolumeJob<T>& job, int64_t plane, const Band& band) {
     }
     gx = take(s_in);
     gy = take(s_in);
-    if (job.fold_slices > 0) fold = take(2 * job.fold_slices * g.h * g.w);
+    if (job.fold_rows > 0) fold = take(2 * job.fold_rows * g.h * g.w);
   }
   BandSums sums;
 
@@ -250,7 +250,7 @@ BandSums run_band(const VolumeJob<T>& job, int64_t plane, const Band& band) {
         write_rows(out, j, buf, g.wp, g.pad, g.pad);
         continue;
       }
-      T* acc = fold + (which * job.fold_slices + slot) * g.h * g.w;
+      T* acc = fold + (which * job.fold_rows + slot) * g.h * g.w;
       for (int64_t rr = 0; rr < g.h; ++rr) add_row(buf + (rr + g.pad) * g.wp + g.pad, g.w, acc + rr * g.w);
     }
   };
@@ -273,12 +273,12 @@ BandSums run_band(const VolumeJob<T>& job, int64_t plane, const Band& band) {
   if (job.grad) {
     drain(band.p1 - 1);  // outputs beyond oc1 contribute nothing
     // Reflect: write the slices that received folded slices, those this band owns.
-    for (int64_t j = 0; j < g.d && job.fold_slices > 0; ++j) {
+    for (int64_t j = 0; j < g.d && job.fold_rows > 0; ++j) {
       const int slot = job.fold_slot[j];
       if (slot < 0 || j + g.pad < band.p0 || j + g.pad >= band.p1) continue;
       for (int which = 0; which < 2; ++which) {
         char* out = which == 0 ? (job.need_x ? job.gx : nullptr) : (job.need_y ? job.gy : nullptr);
-        if (out) write_rows(out, j, fold + (which * job.fold_slices + slot) * g.h * g.w, g.w, 0, 0);
+        if (out) write_rows(out, j, fold + (which * job.fold_rows + slot) * g.h * g.w, g.w, 0, 0);
       }
     }
   }
