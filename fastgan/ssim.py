@@ -17,7 +17,7 @@ Each validates its arguments once, here, and runs the fused op on the selected b
   torchmetrics >= 1.4.2. Images must be at least window_size in each side (volumes in
   depth too, except at MS-SSIM's coarser scales: see :func:`ms_ssim`).
 - ``mask``: weights in [0, 1] (bool allowed), (N, 1, H, W) or (N, C, H, W) at the image
-  size, broadcast over channels, applied to the map: with "valid" padding the weight of a
+  size ((N, 1 or C, D, H, W) for volumes), broadcast over channels, applied to the map: with "valid" padding the weight of a
   map pixel is the mask at the centre of its window (the mask cropped by r on each side).
   A masked mean is sum(w v) / sum(w); all-zero weights give 0 and zero gradients.
 - Computation in float32 (float64 for float64 inputs); the result has x's dtype.
@@ -186,12 +186,12 @@ def _check_weights(op: str, weights) -> tuple[float, ...]:
     return tuple(float(w) for w in weights)
 
 
-def _scale_sums(a, b, opts: dict, stat: str, level: int):
+def _scale_sums(a, b, opts: dict, stat: str, scale: str):
     """Per-(image, channel) sums of one MS-SSIM scale. A volume shallower than the window
     is not smoothed along depth (pytorch-msssim's rule, with its warning): the sums of its
     depth slices as 2-D images, which is exactly that."""
     if a.dim() == 5 and a.shape[2] < opts["window_size"]:
-        warnings.warn(f"ms_ssim: at scale {level} the depth {a.shape[2]} (shape {tuple(a.shape)}) "
+        warnings.warn(f"ms_ssim: at scale {scale} the depth {a.shape[2]} (shape {tuple(a.shape)}) "
                       f"is smaller than the window ({opts['window_size']}): no smoothing along "
                       "depth there, as pytorch-msssim", UserWarning, stacklevel=3)
         n, c, d = a.shape[:3]
@@ -230,7 +230,7 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window
     values = []
     for level in range(len(w)):
         last = level == len(w) - 1
-        sums, weights = _scale_sums(a, b, opts, "ssim" if last else "cs", level)
+        sums, weights = _scale_sums(a, b, opts, "ssim" if last else "cs", f"{level + 1} of {len(w)}")
         values.append(torch.relu(sums / weights))
         if not last:
             a, b = reference.ms_ssim_pool(a), reference.ms_ssim_pool(b)

@@ -137,6 +137,22 @@ def test_compat_bad_input_names_the_argument():
         compat.ms_ssim(x, y, win=[0.2] * 5)
 
 
+def test_compat_modules_compile_fullgraph():
+    from fastgan.compat import pytorch_msssim as compat
+
+    torch._dynamo.reset()
+    x, y = pair((1, 2, 12, 16, 18), scale=255.0)
+    module = compat.SSIM(channel=2, spatial_dims=3, win_size=5)
+    compiled = torch.compile(module, fullgraph=True, backend="aot_eager")
+    a = x.clone().requires_grad_()
+    got = compiled(a, y)
+    (grad,) = torch.autograd.grad(got, a)
+    torch.testing.assert_close(got, module(x, y))
+    torch.testing.assert_close(grad, _grad(lambda t: module(t, y), x))
+    with pytest.raises(ValueError, match=r"spatial_dims=3 takes 5-D input"):
+        module(x[:, :, 0], y[:, :, 0])
+
+
 def test_ssim_matches_scikit_image_3d():
     metrics = pytest.importorskip("skimage.metrics", reason="scikit-image is not installed")
     for data_range in (1.0, 255.0):

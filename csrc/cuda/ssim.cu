@@ -95,7 +95,6 @@ std::tuple<at::Tensor, at::Tensor> run_backward(const char* op, const at::Tensor
   at::Tensor gx = need_x ? empty_ssim_grad(x) : at::empty({0}, x.options());
   at::Tensor gy = need_y ? empty_ssim_grad(x) : at::empty({0}, x.options());
   if (!(need_x || need_y)) return {gx, gy};
-  const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t planes = x.size(0) * x.size(1);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const bool reflect = p.padding == kPadReflect;
@@ -104,21 +103,7 @@ std::tuple<at::Tensor, at::Tensor> run_backward(const char* op, const at::Tensor
     using T = opmath_t<scalar_t>;
     constexpr int TILE = kTile<T>;
     const Geometry g = make_geometry(x, p, TILE, true);
-    GradOut<T> out;
-    const at::Tensor& ref = need_x ? gx : gy;
-    out.sn = ref.stride(0);
-    out.sc = ref.stride(1);
-    out.sh = ref.stride(2);
-    out.sw = ref.stride(3);
-    if (reflect) {
-      if (need_x) px = at::empty({planes, g.hp, g.wp}, x.options().dtype(opmath));
-      if (need_y) py = at::empty({planes, g.hp, g.wp}, x.options().dtype(opmath));
-      out.gx = need_x ? px.mutable_data_ptr() : nullptr;
-      out.gy = need_y ? py.mutable_data_ptr() : nullptr;
-    } else {
-      out.gx = need_x ? gx.mutable_data_ptr() : nullptr;
-      out.gy = need_y ? gy.mutable_data_ptr() : nullptr;
-    }
+    const GradOut<T> out = grad_outputs<T>(gx, gy, need_x, need_y, reflect, {planes, g.hp, g.wp}, px, py);
     const int r = int(p.win / 2);
     const int rh = TILE + 4 * r, ch = TILE + 2 * r;
     const T* f = factor.defined() ? factor.const_data_ptr<T>() : nullptr;

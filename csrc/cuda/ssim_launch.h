@@ -85,6 +85,30 @@ void set_smem(Kernel kernel, size_t bytes) {
   }
 }
 
+// Where a backward kernel writes: the image gradients gx / gy (those needed; in-plane
+// strides), or for reflect padding padded opmath buffers px / py of shape `padded`,
+// allocated here and folded back into the image afterwards.
+template <typename T>
+GradOut<T> grad_outputs(const at::Tensor& gx, const at::Tensor& gy, bool need_x, bool need_y,
+                        bool reflect, at::IntArrayRef padded, at::Tensor& px, at::Tensor& py) {
+  GradOut<T> out;
+  const at::Tensor& ref = need_x ? gx : gy;
+  out.sn = ref.stride(0);
+  out.sc = ref.stride(1);
+  out.sh = ref.stride(-2);
+  out.sw = ref.stride(-1);
+  if (reflect) {
+    const auto opts = ref.options().dtype(c10::CppTypeToScalarType<T>::value);
+    if (need_x) px = at::empty(padded, opts);
+    if (need_y) py = at::empty(padded, opts);
+  }
+  const at::Tensor& ox = reflect ? px : gx;
+  const at::Tensor& oy = reflect ? py : gy;
+  out.gx = need_x ? ox.mutable_data_ptr() : nullptr;
+  out.gy = need_y ? oy.mutable_data_ptr() : nullptr;
+  return out;
+}
+
 // The gradient of the padded planes (P, HP, WP) folded back into the image (reflect).
 inline at::Tensor fold_reflect(const at::Tensor& gp, int64_t h, int64_t w, int64_t pad) {
   using at::indexing::Slice;

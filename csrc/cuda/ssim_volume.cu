@@ -125,21 +125,9 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& x, const at::Tenso
     const Geometry gf = make_geometry(x, p, TILE, false);
     const Geometry gb = make_geometry(x, p, TILE, true);
     const Depth dep = make_depth(x, y, mask, grad_map, p);
-    const at::Tensor& ref = need_x ? gx : gy;
-    GradOut<T> out;
-    out.sn = ref.stride(0);
-    out.sc = ref.stride(1);
-    out.sh = ref.stride(3);
-    out.sw = ref.stride(4);
-    if (reflect) {
-      if (need_x) px = at::empty({planes, dep.dp, gb.hp, gb.wp}, x.options().dtype(opmath));
-      if (need_y) py = at::empty({planes, dep.dp, gb.hp, gb.wp}, x.options().dtype(opmath));
-      out.gx = need_x ? px.mutable_data_ptr() : nullptr;
-      out.gy = need_y ? py.mutable_data_ptr() : nullptr;
-    } else {
-      out.gx = need_x ? gx.mutable_data_ptr() : nullptr;
-      out.gy = need_y ? gy.mutable_data_ptr() : nullptr;
-    }
+    const GradOut<T> out = grad_outputs<T>(gx, gy, need_x, need_y, reflect,
+                                           {planes, dep.dp, gb.hp, gb.wp}, px, py);
+    const int64_t grad_sd = (need_x ? gx : gy).stride(2);
     auto part = at::empty({planes, dep.dout * gf.tiles, 2}, x.options().dtype(opmath));
     dispatch_stat(p.stat, [&](auto sc) {
       constexpr int STAT = decltype(sc)::value;
@@ -154,7 +142,7 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& x, const at::Tenso
       kernel<<<dim3(unsigned(gb.tiles * dep.dp), unsigned(planes)), kThreads, smem,
                c10::cuda::getCurrentCUDAStream()>>>(
           coef.const_data_ptr<T>(), view_of<scalar_t>(x), view_of<scalar_t>(y), gb, dep,
-          make_window<T>(p), out, ref.stride(2));
+          make_window<T>(p), out, grad_sd);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

@@ -60,21 +60,12 @@ __global__ void __launch_bounds__(kThreads)
   for (int dz = 0; dz < wnd.win; ++dz) {
     int64_t zi;
     if (!image_index(od + dz, dep.d, dep.pad, g.padding, zi)) continue;  // zero padding
-    stage_padded_pair<scalar_t, T>(at_slice(x, zi, dep.sxd), at_slice(y, zi, dep.syd), g, n, c,
-                                   o0, oc0, rh, rw, sx, sy);
-    __syncthreads();
-    horizontal_moments<STAT>(sx, sy, rw, rh, TILE, wnd, sh);
-    __syncthreads();
-    const T gz = wnd.g[dz];
+    row_filtered_tile<STAT>(at_slice(x, zi, dep.sxd), at_slice(y, zi, dep.syd), g, n, c, o0, oc0,
+                            rh, rw, TILE, wnd, sx, sy, sh);
     for (int s = 0; s < kSlots<T>; ++s) {
       const int idx = threadIdx.x + s * kThreads;
       if (idx >= TILE * TILE) break;
-      const int rr = idx / TILE, cc = idx - rr * TILE;
-      for (int t = 0; t < wnd.win; ++t) {
-        const T gt = gz * wnd.g[t];
-#pragma unroll
-        for (int q = 0; q < NM; ++q) acc[s][q] += gt * sh[q * rh * TILE + (rr + t) * TILE + cc];
-      }
+      add_vertical<NM>(sh, rh * TILE, TILE, idx / TILE, idx % TILE, wnd.g[dz], wnd, acc[s]);
     }
     __syncthreads();  // before the next slice overwrites the shared tiles
   }
@@ -152,27 +143,11 @@ __global__ void __launch_bounds__(kThreads)
       for (int q = 0; q < NM; ++q) sc[q * cplane + idx] = on_map ? cp[q * plane_size + o * g.wo + oc] : T(0);
     }
     __syncthreads();
-    for (int idx = threadIdx.x; idx < aplane; idx += kThreads) {
-      const int rr = idx / TILE, cc = idx - rr * TILE;
-      T a[NM] = {};
-      for (int t = 0; t < wnd.win; ++t) {
-#pragma unroll
-        for (int q = 0; q < NM; ++q) a[q] += wnd.g[t] * sc[q * cplane + rr * cw + cc + t];
-      }
-#pragma unroll
-      for (int q = 0; q < NM; ++q) sa[q * aplane + idx] = a[q];
-    }
-    __syncthreads();
-    const T gz = wnd.g[dz];
+    transposed_rows<NM, TILE>(sc, ch, cw, wnd, sa);
     for (int s = 0; s < kSlots<T>; ++s) {
       const int idx = threadIdx.x + s * kThreads;
       if (idx >= TILE * TILE) break;
-      const int rr = idx / TILE, cc = idx - rr * TILE;
-      for (int t = 0; t < wnd.win; ++t) {
-        const T gt = gz * wnd.g[t];
-#pragma unroll
-        for (int q = 0; q < NM; ++q) acc[s][q] += gt * sa[q * aplane + (rr + t) * TILE + cc];
-      }
+      add_vertical<NM>(sa, int(aplane), TILE, idx / TILE, idx % TILE, wnd.g[dz], wnd, acc[s]);
     }
     __syncthreads();
   }
@@ -189,21 +164,8 @@ __global__ void __launch_bounds__(kThreads)
     if (qr >= g.hp || qc >= g.wp) continue;
     const T xv = load_padded<scalar_t, T>(xs.plane(n, c), xs, g, qr, qc);
     const T yv = load_padded<scalar_t, T>(ys.plane(n, c), ys, g, qr, qc);
-    const T sgn = NM == 5 ? sign_of(xv - yv) : T(0);
-    const T l1 = NM == 5 ? acc[s][NM - 1] : T(0);
-    const T gxv = acc[s][0] + T(2) * xv * acc[s][2] + yv * acc[s][3] + sgn * l1;
-    const T gyv = acc[s][1] + T(2) * yv * acc[s][2] + xv * acc[s][3] - sgn * l1;
-    if (g.padding == kPadReflect) {  // padded float buffers, folded afterwards
-      const int64_t off = ((plane * dep.dp + qd) * g.hp + qr) * g.wp + qc;
-      if (out.gx) static_cast<T*>(out.gx)[off] = gxv;
-      if (out.gy) static_cast<T*>(out.gy)[off] = gyv;
-      continue;
-    }
-    const int64_t i = qr - g.pad, j = qc - g.pad;
-    if (i < 0 || j < 0 || i >= g.h || j >= g.w) continue;  // zero padding
-    const int64_t off = n * out.sn + c * out.sc + zi * gsd + i * out.sh + j * out.sw;
-    if (out.gx) static_cast<scalar_t*>(out.gx)[off] = static_cast<scalar_t>(gxv);
-    if (out.gy) static_cast<scalar_t*>(out.gy)[off] = static_cast<scalar_t>(gyv);
+    store_grads<scalar_t, NM>(out, g, acc[s], xv, yv, ((plane * dep.dp + qd) * g.hp + qr) * g.wp + qc,
+                              n * out.sn + c * out.sc + zi * gsd, qr, qc);
   }
 }
 

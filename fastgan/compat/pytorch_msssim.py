@@ -24,8 +24,8 @@ import warnings
 import torch
 
 from fastgan import reference
-from fastgan.ssim import ms_ssim as _ms_ssim
-from fastgan.ssim import ssim as _ssim
+from fastgan.ssim import ms_ssim as _fg_ms_ssim
+from fastgan.ssim import ssim as _fg_ssim
 
 __all__ = ["ssim", "ms_ssim", "SSIM", "MS_SSIM"]
 
@@ -93,12 +93,8 @@ def _short_depth(op: str, X: torch.Tensor, size: int) -> bool:
     return False
 
 
-def ssim(X: torch.Tensor, Y: torch.Tensor, data_range: float = 255, size_average: bool = True,
-         win_size: int = 11, win_sigma: float = 1.5, win: torch.Tensor | None = None,
-         K=(0.01, 0.03), nonnegative_ssim: bool = False) -> torch.Tensor:
-    """pytorch_msssim.ssim: the batch mean (size_average) or the per-image SSIM."""
-    X, Y = _squeezed("ssim", X, Y)
-    size, sigma, custom = _window("ssim", win, win_size, win_sigma, X)
+def _ssim(X, Y, data_range, size_average, size, sigma, custom, K, nonnegative_ssim):
+    """SSIM of squeezed inputs with a parsed window: (size, sigma) or a custom one."""
     k1, k2 = K
     if custom is not None:
         return reference.ssim(X, Y, data_range=data_range, k1=k1, k2=k2, window=custom,
@@ -107,14 +103,33 @@ def ssim(X: torch.Tensor, Y: torch.Tensor, data_range: float = 255, size_average
     if _short_depth("ssim", X, size):
         # Each depth slice smoothed in 2-D: per (image, channel), the mean of its slices.
         n, c = X.shape[:2]
-        per_channel = _ssim(X.reshape(n * c, *X.shape[2:]), Y.reshape(n * c, *Y.shape[2:]),
-                            data_range=data_range, window_size=size, sigma=sigma, k1=k1, k2=k2,
-                            reduction="none").view(n, c)
+        per_channel = _fg_ssim(X.reshape(n * c, *X.shape[2:]), Y.reshape(n * c, *Y.shape[2:]),
+                               data_range=data_range, window_size=size, sigma=sigma, k1=k1,
+                               k2=k2, reduction="none").view(n, c)
         if nonnegative_ssim:
             per_channel = torch.relu(per_channel)
         return per_channel.mean() if size_average else per_channel.mean(1)
-    return _ssim(X, Y, data_range=data_range, window_size=size, sigma=sigma, k1=k1, k2=k2,
-                 reduction="mean" if size_average else "none", nonnegative=nonnegative_ssim)
+    return _fg_ssim(X, Y, data_range=data_range, window_size=size, sigma=sigma, k1=k1, k2=k2,
+                    reduction="mean" if size_average else "none", nonnegative=nonnegative_ssim)
+
+
+def _ms_ssim(X, Y, data_range, size_average, size, sigma, custom, weights, K):
+    k1, k2 = K
+    reduction = "mean" if size_average else "none"
+    if custom is not None:
+        return reference.ms_ssim(X, Y, data_range=data_range, k1=k1, k2=k2, weights=weights,
+                                 window=custom, reduction=reduction)
+    return _fg_ms_ssim(X, Y, data_range=data_range, window_size=size, sigma=sigma, k1=k1, k2=k2,
+                       weights=weights, reduction=reduction)
+
+
+def ssim(X: torch.Tensor, Y: torch.Tensor, data_range: float = 255, size_average: bool = True,
+         win_size: int = 11, win_sigma: float = 1.5, win: torch.Tensor | None = None,
+         K=(0.01, 0.03), nonnegative_ssim: bool = False) -> torch.Tensor:
+    """pytorch_msssim.ssim: the batch mean (size_average) or the per-image SSIM."""
+    X, Y = _squeezed("ssim", X, Y)
+    size, sigma, custom = _window("ssim", win, win_size, win_sigma, X)
+    return _ssim(X, Y, data_range, size_average, size, sigma, custom, K, nonnegative_ssim)
 
 
 def ms_ssim(X: torch.Tensor, Y: torch.Tensor, data_range: float = 255, size_average: bool = True,
@@ -123,13 +138,13 @@ def ms_ssim(X: torch.Tensor, Y: torch.Tensor, data_range: float = 255, size_aver
     """pytorch_msssim.ms_ssim: the batch mean (size_average) or the per-image MS-SSIM."""
     X, Y = _squeezed("ms_ssim", X, Y)
     size, sigma, custom = _window("ms_ssim", win, win_size, win_sigma, X)
-    k1, k2 = K
-    reduction = "mean" if size_average else "none"
-    if custom is not None:
-        return reference.ms_ssim(X, Y, data_range=data_range, k1=k1, k2=k2, weights=weights,
-                                 window=custom, reduction=reduction)
-    return _ms_ssim(X, Y, data_range=data_range, window_size=size, sigma=sigma, k1=k1, k2=k2,
-                    weights=weights, reduction=reduction)
+    return _ms_ssim(X, Y, data_range, size_average, size, sigma, custom, weights, K)
+
+
+def _check_rank(op: str, X: torch.Tensor, spatial_dims: int) -> None:
+    if X.dim() != spatial_dims + 2:
+        raise ValueError(f"{op}: spatial_dims={spatial_dims} takes {spatial_dims + 2}-D input, got "
+                         f"shape {tuple(X.shape)} (after squeezing singleton axes)")
 
 
 def _module_window(op: str, win_size, win_sigma, channel: int, spatial_dims: int) -> torch.Tensor:
@@ -143,20 +158,24 @@ def _module_window(op: str, win_size, win_sigma, channel: int, spatial_dims: int
 
 class SSIM(torch.nn.Module):
     """pytorch_msssim.SSIM: ``spatial_dims`` 2 for (N, C, H, W) images, 3 for (N, C, D, H, W)
-    volumes; ``win`` holds the window as there, (channel, 1, [1,] 1, win_size)."""
+    volumes; ``win`` holds the window as there, (channel, 1, [1,] 1, win_size). The forward
+    runs the kernels with the window's size and sigma (no parsing of ``win``: it traces
+    under torch.compile(fullgraph=True))."""
 
     def __init__(self, data_range: float = 255, size_average: bool = True, win_size: int = 11,
                  win_sigma: float = 1.5, channel: int = 3, spatial_dims: int = 2, K=(0.01, 0.03),
                  nonnegative_ssim: bool = False) -> None:
         super().__init__()
-        self.win_size = win_size
+        self.win_size, self.win_sigma, self.spatial_dims = win_size, win_sigma, spatial_dims
         self.win = _module_window("SSIM", win_size, win_sigma, channel, spatial_dims)
         self.size_average, self.data_range = size_average, data_range
         self.K, self.nonnegative_ssim = K, nonnegative_ssim
 
     def forward(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        return ssim(X, Y, data_range=self.data_range, size_average=self.size_average,
-                    win=self.win, K=self.K, nonnegative_ssim=self.nonnegative_ssim)
+        X, Y = _squeezed("SSIM", X, Y)
+        _check_rank("SSIM", X, self.spatial_dims)
+        return _ssim(X, Y, self.data_range, self.size_average, self.win_size, self.win_sigma,
+                     None, self.K, self.nonnegative_ssim)
 
 
 class MS_SSIM(torch.nn.Module):
@@ -166,11 +185,13 @@ class MS_SSIM(torch.nn.Module):
                  win_sigma: float = 1.5, channel: int = 3, spatial_dims: int = 2, weights=None,
                  K=(0.01, 0.03)) -> None:
         super().__init__()
-        self.win_size = win_size
+        self.win_size, self.win_sigma, self.spatial_dims = win_size, win_sigma, spatial_dims
         self.win = _module_window("MS_SSIM", win_size, win_sigma, channel, spatial_dims)
         self.size_average, self.data_range = size_average, data_range
         self.weights, self.K = weights, K
 
     def forward(self, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-        return ms_ssim(X, Y, data_range=self.data_range, size_average=self.size_average,
-                       win=self.win, weights=self.weights, K=self.K)
+        X, Y = _squeezed("MS_SSIM", X, Y)
+        _check_rank("MS_SSIM", X, self.spatial_dims)
+        return _ms_ssim(X, Y, self.data_range, self.size_average, self.win_size, self.win_sigma,
+                        None, self.weights, self.K)

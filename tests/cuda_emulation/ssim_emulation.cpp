@@ -15,22 +15,15 @@ using namespace fastgan::cuda::ssim_kernels;
 template <typename T, int STAT>
 void run(int N, int C, int H, int W, int win, int padding, int mask_c, double alpha, const std::string& dir) {
   constexpr int TILE = kTile<T>;
-  const int r = win / 2;
   std::vector<T> x = readf<T>(dir + "/x.bin", size_t(N) * C * H * W), y = readf<T>(dir + "/y.bin", size_t(N) * C * H * W);
   std::vector<T> m; if (mask_c) m = readf<T>(dir + "/m.bin", size_t(N) * mask_c * H * W);
   std::vector<T> f = readf<T>(dir + "/f.bin", size_t(N) * C);
   View<T> vx{x.data(), int64_t(C) * H * W, int64_t(H) * W, W, 1}, vy{y.data(), int64_t(C) * H * W, int64_t(H) * W, W, 1};
   View<T> vm; if (mask_c) vm = View<T>{m.data(), int64_t(mask_c) * H * W, mask_c == 1 ? 0 : int64_t(H) * W, W, 1};
   View<T> none;
-  auto geo = [&](bool padded) {
-    Geometry g{}; g.c = C; g.h = H; g.w = W; g.padding = padding; g.pad = padding == 0 ? 0 : r;
-    g.hp = H + 2 * g.pad; g.wp = W + 2 * g.pad; g.ho = g.hp - 2 * r; g.wo = g.wp - 2 * r;
-    int64_t rows = padded ? g.hp : g.ho, cols = padded ? g.wp : g.wo;
-    g.tiles_w = int((cols + TILE - 1) / TILE); g.tiles = int(g.tiles_w * ((rows + TILE - 1) / TILE)); return g;
-  };
-  Window<T> wnd{}; double gd[kMaxWindow]; ssim_window(win, 1.5, gd); for (int i = 0; i < win; ++i) wnd.g[i] = T(gd[i]); wnd.win = win; wnd.r = r;
-  const double c1 = 0.01 * 0.01, c2 = 0.03 * 0.03;
-  SsimConsts<T> k{T(c1), T(c2), T(alpha), T((1 - alpha) / 1.0)};
+  auto geo = [&](bool padded) { return emu_geometry(C, H, W, win, padding, TILE, padded); };
+  const Window<T> wnd = emu_window<T>(win);
+  const SsimConsts<T> k = emu_consts<T>(alpha);
   const int P = N * C;
   // forward
   Geometry g = geo(false);

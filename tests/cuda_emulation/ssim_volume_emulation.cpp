@@ -25,14 +25,9 @@ void run(int N, int C, int D, int H, int W, int win, int padding, int masked, do
   View<T> none;
   Depth dep{D, 0, 0, padding == 0 ? 0 : r, int64_t(H) * W, int64_t(H) * W, masked ? int64_t(H) * W : 0, 0};
   dep.dp = D + 2 * dep.pad; dep.dout = dep.dp - 2 * r;
-  auto geo = [&](bool padded) {
-    Geometry g{}; g.c = C; g.h = H; g.w = W; g.padding = padding; g.pad = padding == 0 ? 0 : r;
-    g.hp = H + 2 * g.pad; g.wp = W + 2 * g.pad; g.ho = g.hp - 2 * r; g.wo = g.wp - 2 * r;
-    int64_t rows = padded ? g.hp : g.ho, cols = padded ? g.wp : g.wo;
-    g.tiles_w = int((cols + TILE - 1) / TILE); g.tiles = int(g.tiles_w * ((rows + TILE - 1) / TILE)); return g;
-  };
-  Window<T> wnd{}; double gd[kMaxWindow]; ssim_window(win, 1.5, gd); for (int i = 0; i < win; ++i) wnd.g[i] = T(gd[i]); wnd.win = win; wnd.r = r;
-  SsimConsts<T> k{T(0.01 * 0.01), T(0.03 * 0.03), T(alpha), T(1 - alpha)};
+  auto geo = [&](bool padded) { return emu_geometry(C, H, W, win, padding, TILE, padded); };
+  const Window<T> wnd = emu_window<T>(win);
+  const SsimConsts<T> k = emu_consts<T>(alpha);
   Geometry g = geo(false);
   const size_t map_n = size_t(P) * dep.dout * g.ho * g.wo;
   std::vector<T> part(size_t(P) * dep.dout * g.tiles * 2), map(map_n), coef(map_n * NM);
