@@ -15,11 +15,12 @@ Each validates its arguments once, here, and runs the fused op on the selected b
   ``"same"``: zero padding, map (H, W), as fused-ssim. ``"reflect"``: reflect padding
   (the edge pixel not repeated, torch's "reflect"), map (H, W), as kornia and
   torchmetrics >= 1.4.2. Images must be at least window_size in each side (volumes in
-  depth too, except at MS-SSIM's coarser scales: see :func:`ms_ssim`).
+  depth too, except for :func:`ms_ssim`, which follows pytorch-msssim there).
 - ``mask``: weights in [0, 1] (bool allowed), (N, 1, H, W) or (N, C, H, W) at the image
-  size ((N, 1 or C, D, H, W) for volumes), broadcast over channels, applied to the map: with "valid" padding the weight of a
-  map pixel is the mask at the centre of its window (the mask cropped by r on each side).
-  A masked mean is sum(w v) / sum(w); all-zero weights give 0 and zero gradients.
+  size ((N, 1 or C, D, H, W) for volumes), broadcast over channels, applied to the map:
+  with "valid" padding the weight of a map pixel is the mask at the centre of its window
+  (the mask cropped by r on each side). A masked mean is sum(w v) / sum(w); all-zero
+  weights give 0 and zero gradients.
 - Computation in float32 (float64 for float64 inputs); the result has x's dtype.
 """
 
@@ -166,7 +167,8 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, windo
              sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
              padding: str = "valid") -> torch.Tensor:
     """The per-pixel SSIM map, (N, C, H - 2r, W - 2r) for "valid" padding, (N, C, H, W)
-    otherwise ((N, C, D - 2r, H - 2r, W - 2r) / (N, C, D, H, W) for volumes), in x's dtype; options as :func:`ssim` (reduce or mask it yourself).
+    otherwise ((N, C, D - 2r, H - 2r, W - 2r) / (N, C, D, H, W) for volumes), in x's
+    dtype; options as :func:`ssim` (reduce or mask it yourself).
     Differentiable in x and y."""
     op = "ssim_map"
     opts = _check_options(op, x, y, data_range, window_size, sigma, k1, k2, padding)

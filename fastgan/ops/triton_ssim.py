@@ -1,11 +1,11 @@
 """Triton implementations of the SSIM family, as ``torch.ops.fastgan_triton.ssim_*``.
 
 Same schemas and semantics as the C++ ops (csrc/registration.cpp, csrc/cpu/ssim.cpp),
-kernels in ``fastgan.kernels.ssim``; (N, C, D, H, W) volumes run the same kernels with the
-depth loop on (DWIN = window), one program per depth slice and tile. Inputs are read through their strides (no layout
-copies). The backward stores the coefficient maps (4 per plane, 5 for the mix, in
-float32) between its two kernels, then folds the gradient of the padded image back into
-the image with torch ops. Nothing reads device data on the host, so torch.compile
+kernels in ``fastgan.kernels.ssim``; (N, C, D, H, W) volumes run the same kernels with
+their depth loop on (DWIN = window), one program per depth slice and tile. Inputs are read
+through their strides (no layout copies). The backward stores the coefficient maps (4 per
+plane, 5 for the mix, in float32) between its two kernels, then folds the gradient of the
+padded image back into the image with torch ops. Nothing reads device data on the host, so torch.compile
 traces the bodies and CUDA graphs can capture them. Fake kernels and autograd come from
 fastgan.ops.ssim's ``register`` / ``register_map``.
 """
@@ -90,15 +90,15 @@ def _map_pass(x, y, mask, window_size, sigma, k1, k2, data_range, padding, stat,
               grad_map=None, factor=None, write_map=False, coef=False):
     """Launch ssim_map_kernel; returns (per-plane sums, weights, map or None, coef or None)."""
     _check(x, y, window_size, padding, stat)
-    g_ = _geometry(x, window_size, padding)
-    n, c, ho, wo = g_.n, g_.c, g_.ho, g_.wo
+    geo = _geometry(x, window_size, padding)
+    n, c, ho, wo = geo.n, geo.c, geo.ho, geo.wo
     acc = opmath_dtype(x.dtype)
     tiles_w = triton.cdiv(wo, BW)
     tiles = triton.cdiv(ho, BH) * tiles_w
     g = _window(window_size, sigma, acc, x.device)
-    part = x.new_empty((n * c * g_.do, tiles, 2), dtype=acc)
-    out_map = x.new_empty(x.shape[:2] + (g_.do,) * (x.dim() - 4) + (ho, wo)) if write_map else part
-    coef_buf = (x.new_empty((n * c * g_.do, 5 if stat == 2 else 4, ho, wo), dtype=acc) if coef
+    part = x.new_empty((n * c * geo.do, tiles, 2), dtype=acc)
+    out_map = x.new_empty(x.shape[:2] + (geo.do,) * (x.dim() - 4) + (ho, wo)) if write_map else part
+    coef_buf = (x.new_empty((n * c * geo.do, 5 if stat == 2 else 4, ho, wo), dtype=acc) if coef
                 else part)
     if mask is not None:
         torch._check(mask.dim() == x.dim() and mask.shape[0] == n and mask.shape[1] in (1, c)
@@ -111,13 +111,13 @@ def _map_pass(x, y, mask, window_size, sigma, k1, k2, data_range, padding, stat,
     c1 = (k1 * data_range) ** 2
     c2 = (k2 * data_range) ** 2
     beta = (1.0 - alpha) / data_range
-    wrap_triton(ssim_map_kernel)[(n * c * g_.do, tiles)](
-        x, y, m, gm, f, g, part, out_map, coef_buf, c, g_.d, g_.h, g_.w, g_.do, ho, wo, tiles_w,
+    wrap_triton(ssim_map_kernel)[(n * c * geo.do, tiles)](
+        x, y, m, gm, f, g, part, out_map, coef_buf, c, geo.d, geo.h, geo.w, geo.do, ho, wo, tiles_w,
         *_strides(x), *_strides(y), *_strides(m), *_strides(gm), *fs,
         *_parts(c1), *_parts(c2), *_parts(alpha), *_parts(beta),
-        WIN=window_size, PAD=g_.pad, PADDING=padding, STAT=stat, MASK=mask is not None,
+        WIN=window_size, PAD=geo.pad, PADDING=padding, STAT=stat, MASK=mask is not None,
         GRAD_MAP=grad_map is not None, FACTOR=factor is not None, WRITE_MAP=write_map,
-        COEF=coef, BH=BH, BW=BW, DWIN=g_.dwin, DPAD=g_.dpad)
+        COEF=coef, BH=BH, BW=BW, DWIN=geo.dwin, DPAD=geo.dpad)
     sums = part[:, :, 0].reshape(n * c, -1).sum(1).view(n, c)
     weights = part[:, :, 1].reshape(n * c, -1).sum(1).view(n, c)
     return sums, weights, (out_map if write_map else None), (coef_buf if coef else None)
@@ -152,25 +152,25 @@ def _fold(gp: Tensor, h: int, w: int, pad: int, padding: int) -> Tensor:
 
 def _grad_pass(coef: Tensor, x: Tensor, y: Tensor, window_size: int, sigma: float, padding: int,
                stat: int, need_x: bool, need_y: bool):
-    g_ = _geometry(x, window_size, padding)
-    n, c, h, w, pad, hp, wp = g_.n, g_.c, g_.h, g_.w, g_.pad, g_.hp, g_.wp
+    geo = _geometry(x, window_size, padding)
+    n, c, h, w, pad, hp, wp = geo.n, geo.c, geo.h, geo.w, geo.pad, geo.hp, geo.wp
     acc = coef.dtype
     g = _window(window_size, sigma, acc, x.device)
     tiles_w = triton.cdiv(wp, BW)
     tiles = triton.cdiv(hp, BH) * tiles_w
-    gxp = x.new_empty((n * c, g_.dp, hp, wp), dtype=acc) if need_x else coef
-    gyp = x.new_empty((n * c, g_.dp, hp, wp), dtype=acc) if need_y else coef
+    gxp = x.new_empty((n * c, geo.dp, hp, wp), dtype=acc) if need_x else coef
+    gyp = x.new_empty((n * c, geo.dp, hp, wp), dtype=acc) if need_y else coef
     if need_x or need_y:
-        wrap_triton(ssim_grad_kernel)[(n * c * g_.dp, tiles)](
-            coef, g, x, y, gxp, gyp, c, g_.d, h, w, g_.dp, hp, wp, g_.do, g_.ho, g_.wo, tiles_w,
+        wrap_triton(ssim_grad_kernel)[(n * c * geo.dp, tiles)](
+            coef, g, x, y, gxp, gyp, c, geo.d, h, w, geo.dp, hp, wp, geo.do, geo.ho, geo.wo, tiles_w,
             *_strides(x), *_strides(y), WIN=window_size, PAD=pad, PADDING=padding, MIX=stat == 2,
-            NEED_X=need_x, NEED_Y=need_y, BH=BH, BW=BW, DWIN=g_.dwin, DPAD=g_.dpad)
+            NEED_X=need_x, NEED_Y=need_y, BH=BH, BW=BW, DWIN=geo.dwin, DPAD=geo.dpad)
     outs = []
     for needed, gp in ((need_x, gxp), (need_y, gyp)):
         if not needed:
             outs.append(x.new_empty((0,)))
             continue
-        slices = _fold_depth(gp, g_.d, g_.dpad, padding).reshape(-1, hp, wp)
+        slices = _fold_depth(gp, geo.d, geo.dpad, padding).reshape(-1, hp, wp)
         grad = _fold(slices, h, w, pad, padding).reshape(x.shape)
         out = like_kernel_output(x)
         out.copy_(grad)
