@@ -78,6 +78,27 @@ def interleaved_ratio(benchmark, base, other, rounds: int) -> dict:
     return row
 
 
+def report_side_by_side(request, rows: list, filename: str) -> None:
+    """At the end of a module: rows of interleaved ratios (what, peer, fastgan_ms, peer_ms,
+    ratio, and any extra keys) written to results/FILENAME and printed."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None or not rows:
+        return
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / filename
+    out.write_text(json.dumps({"device": device_name(), "torch": torch.__version__,
+                               "date": time.strftime("%Y-%m-%d"), "results": rows}, indent=1))
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_line("side-by-side ratios (peer / fastgan, calls alternating; median of rounds)")
+        for row in rows:
+            reporter.write_line(
+                f"  {row['what']:<12}{row['peer']:<20}fastgan {row['fastgan_ms']:8.2f} ms"
+                f"  peer {row['peer_ms']:9.2f} ms  x{row['ratio']:7.2f}")
+        reporter.write_line(f"written to {out}")
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["device"] = device_name()
     machine_info["torch"] = torch.__version__

@@ -13,8 +13,6 @@ on some machines).
 """
 
 import importlib
-import json
-import time
 
 import pytest
 import torch
@@ -22,7 +20,7 @@ import torch
 import fastgan as fg
 from fastgan import reference as R
 
-from conftest import interleaved_ratio, synchronized
+from conftest import interleaved_ratio, report_side_by_side, synchronized
 
 CPU_SHAPE = (8, 3, 256, 256)
 GPU_SHAPES = [(8, 3, 256, 256), (32, 3, 256, 256), (1, 3, 1080, 1920)]
@@ -218,26 +216,8 @@ _INTERLEAVED = []
 @pytest.fixture(scope="module")
 def interleaved_report(request):
     yield _INTERLEAVED
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None or not _INTERLEAVED:
-        return
-    from conftest import RESULTS, device_name
-
-    RESULTS.mkdir(exist_ok=True)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    out = RESULTS / f"{dev}-ssim-side-by-side.json"
-    out.write_text(json.dumps({"device": device_name(), "torch": torch.__version__,
-                               "date": time.strftime("%Y-%m-%d"), "results": _INTERLEAVED},
-                              indent=1))
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line("side-by-side ratios (peer / fastgan, calls alternating; median of rounds)")
-        for row in _INTERLEAVED:
-            reporter.write_line(
-                f"  {row['what']:<12}{row['peer']:<16}fastgan {row['fastgan_ms']:8.2f} ms"
-                f"  peer {row['peer_ms']:9.2f} ms  x{row['ratio']:7.2f}")
-        reporter.write_line(f"written to {out}")
+    report_side_by_side(request, _INTERLEAVED, f"{dev}-ssim-side-by-side.json")
 
 
 @pytest.mark.parametrize("what", ["fwd+bwd", "metric fwd"])

@@ -36,7 +36,9 @@ TORCH_LIBRARY(fastgan, m) {
   m.def("cosine_loss_forward_with_grad(Tensor x, Tensor y, Tensor? mask, int dim, float eps, "
         "int reduction, bool need_x, bool need_y) -> (Tensor, Tensor, Tensor)");
 
-  // SSIM family (see csrc/cpu/ssim.cpp; maths in csrc/common/ssim_common.h).
+  // SSIM family (see csrc/cpu/ssim.cpp; maths in csrc/common/ssim_common.h). x, y: (N, C, H, W)
+  // images or (N, C, D, H, W) volumes (the window along all three axes, cpu/ssim_volume.cpp);
+  // masks and maps of the same rank; a "plane" is one (image, channel) plane or volume.
   // Codes: padding 0 = valid, 1 = zeros ("same"), 2 = reflect; stat 0 = SSIM,
   // 1 = contrast-structure (MS-SSIM), 2 = alpha (1 - SSIM) + (1 - alpha) G*|x - y| / data_range.
   // Per (image, channel) plane: the sum over the map of mask weight * stat and the sum of
@@ -53,7 +55,7 @@ TORCH_LIBRARY(fastgan, m) {
   m.def("ssim_forward_with_grad(Tensor x, Tensor y, Tensor? mask, int window_size, float sigma, "
         "float k1, float k2, float data_range, int padding, int stat, float alpha, bool need_x, "
         "bool need_y, float grad_scale) -> (Tensor, Tensor, Tensor, Tensor)");
-  // The per-pixel map (N, C, H', W') in x's dtype, and its vector-Jacobian product.
+  // The per-pixel map (N, C, [D',] H', W') in x's dtype, and its vector-Jacobian product.
   m.def("ssim_map_forward(Tensor x, Tensor y, int window_size, float sigma, float k1, float k2, "
         "float data_range, int padding, int stat, float alpha) -> Tensor");
   m.def("ssim_map_backward(Tensor grad, Tensor x, Tensor y, int window_size, float sigma, "

@@ -26,13 +26,21 @@ def check_tensor(op: str, name: str, t) -> None:
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
 
 
-def check_images(op: str, x, y, names: tuple[str, str] = ("x", "y")) -> None:
-    """x and y: floating (N, C, H, W) tensors of one shape, dtype and device, N >= 1."""
+RANK_LAYOUTS = {4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
+
+
+def check_images(op: str, x, y, names: tuple[str, str] = ("x", "y"), ranks: tuple[int, ...] = (4,)) -> None:
+    """x and y: floating tensors of one shape, dtype and device, N >= 1, of a rank in
+    ``ranks`` (4: (N, C, H, W) images; 5: (N, C, D, H, W) volumes or clips)."""
     nx, ny = names
     check_tensor(op, nx, x)
     check_tensor(op, ny, y)
-    if x.dim() != 4:
-        raise ValueError(f"{op}: {nx} must be 4-D (N, C, H, W), got shape {_shape(x)}")
+    if x.dim() not in ranks:
+        want = " or ".join(f"{r}-D {RANK_LAYOUTS[r]}" for r in ranks)
+        raise ValueError(f"{op}: {nx} must be {want}, got shape {_shape(x)}")
+    if y.dim() != x.dim():
+        raise ValueError(f"{op}: {nx} and {ny} must have the same rank, got {x.dim()}-D {_shape(x)} "
+                         f"and {y.dim()}-D {_shape(y)}")
     if x.shape != y.shape:
         raise ValueError(
             f"{op}: {nx} and {ny} must have the same shape, got {_shape(x)} and {_shape(y)}")
@@ -49,13 +57,17 @@ def check_images(op: str, x, y, names: tuple[str, str] = ("x", "y")) -> None:
 
 
 def check_mask_shape(op: str, mask, x: torch.Tensor) -> None:
-    """mask: a tensor of shape (N, 1, H, W) or (N, C, H, W) for x's (N, C, H, W), on x's device."""
+    """mask: a tensor of shape (N, 1, H, W) or (N, C, H, W) for x's (N, C, H, W) (and
+    (N, 1 or C, D, H, W) for 5-D x), on x's device."""
     check_tensor(op, "mask", mask)
-    n, c, h, w = x.shape
-    if mask.dim() != 4 or mask.shape[0] != n or mask.shape[1] not in (1, c) or mask.shape[2:] != x.shape[2:]:
+    n, c, *spatial = x.shape
+    if (mask.dim() != x.dim() or mask.shape[0] != n or mask.shape[1] not in (1, c)
+            or mask.shape[2:] != x.shape[2:]):
+        names = RANK_LAYOUTS.get(x.dim(), "").strip("()").split(", ")
+        one, full = ", ".join(["N", "1", *names[2:]]), ", ".join(names)
         raise ValueError(
-            f"{op}: mask must have shape (N, 1, H, W) = {(n, 1, h, w)} or (N, C, H, W) = "
-            f"{(n, c, h, w)}, got {_shape(mask)}")
+            f"{op}: mask must have shape ({one}) = {(n, 1, *spatial)} or ({full}) = "
+            f"{(n, c, *spatial)}, got {_shape(mask)}")
     if mask.device != x.device:
         raise ValueError(f"{op}: mask must be on {x.device}, got {mask.device}")
 

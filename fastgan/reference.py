@@ -1,7 +1,8 @@
 """Plain-PyTorch definitions of every fastgan op: the specification, the test oracle
 and the fallback when no compiled kernel can run.
 
-Conventions (see DESIGN.md): images are (N, C, H, W); a mask holds weights in [0, 1]
+Conventions (see DESIGN.md): images are (N, C, H, W) (the SSIM family also takes
+(N, C, D, H, W) volumes, the window applied along all three axes); a mask holds weights in [0, 1]
 of shape (N, 1, H, W) or (N, C, H, W) broadcast over channels; a masked mean is
 sum(w * e) / sum(w) over the broadcast elements, and 0 (with zero gradients) when the
 weights sum to 0. ``reduction="none"`` means one value per image. Half and bfloat16
@@ -129,28 +130,44 @@ def gaussian_window(window_size: int, sigma: float, dtype=torch.float64, device=
     return (g / g.sum()).to(dtype)
 
 
+def _smoothed_axes(t: torch.Tensor, k: int) -> tuple[int, ...]:
+    """The spatial axes a k-tap window smooths: those at least k long (pytorch-msssim
+    skips shorter ones; the public functions only let a short depth through, for MS-SSIM)."""
+    return tuple(a for a in range(2, t.dim()) if t.shape[a] >= k)
+
+
 def _gaussian_filter(t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """Separable 'valid' Gaussian filter of every channel of t (N, C, H, W)."""
+    """Separable 'valid' filter of every channel of t, (N, C, H, W) or (N, C, D, H, W),
+    with the 1-D window g along each spatial axis that is at least g's length."""
     c, k = t.shape[1], g.numel()
-    t = torch.nn.functional.conv2d(t, g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
-    return torch.nn.functional.conv2d(t, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
+    conv = torch.nn.functional.conv2d if t.dim() == 4 else torch.nn.functional.conv3d
+    for axis in _smoothed_axes(t, k):
+        taps = g.view([k if a == axis else 1 for a in range(t.dim())])
+        t = conv(t, taps.expand(c, *taps.shape[1:]), groups=c)
+    return t
 
 
 def _pad(t: torch.Tensor, padding: str, r: int) -> torch.Tensor:
     if padding == "valid":
         return t
     mode = "constant" if padding == "same" else "reflect"
-    return torch.nn.functional.pad(t, (r, r, r, r), mode=mode)
+    return torch.nn.functional.pad(t, (r, r) * (t.dim() - 2), mode=mode)
 
 
 def ssim_stat_map(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0,
                   window_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
-                  padding: str = "valid", stat: str = "ssim", alpha: float = 0.84) -> torch.Tensor:
-    """Per-pixel map in opmath precision: "ssim", "cs" (contrast-structure, MS-SSIM's
-    A2 / B2) or "mix" = alpha (1 - ssim) + (1 - alpha) G*|x - y| / data_range."""
+                  padding: str = "valid", stat: str = "ssim", alpha: float = 0.84,
+                  window: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-pixel (per-voxel for 5-D inputs) map in opmath precision: "ssim", "cs"
+    (contrast-structure, MS-SSIM's A2 / B2) or "mix" = alpha (1 - ssim) + (1 - alpha)
+    G*|x - y| / data_range. window: a 1-D window used instead of the Gaussian of
+    window_size and sigma (pytorch-msssim's ``win``)."""
+    if window is not None:
+        window_size = window.numel()
     r = window_size // 2
     a, b = _pad(_opmath(x), padding, r), _pad(_opmath(y), padding, r)
-    g = gaussian_window(window_size, sigma, a.dtype, a.device)
+    g = (gaussian_window(window_size, sigma, a.dtype, a.device) if window is None
+         else window.reshape(-1).to(a.device, a.dtype))
     mx, my = _gaussian_filter(a, g), _gaussian_filter(b, g)
     exx, eyy, exy = _gaussian_filter(a * a, g), _gaussian_filter(b * b, g), _gaussian_filter(a * b, g)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
@@ -178,21 +195,23 @@ def _map_weights(mask: torch.Tensor | None, like: torch.Tensor, padding: str,
     if mask is None:
         return torch.ones_like(like)
     w = _opmath(mask)
-    if padding == "valid":
-        w = w[..., r:w.shape[2] - r, r:w.shape[3] - r]
+    if padding == "valid":  # the weight of a map pixel: the mask at its window's centre
+        w = w[(slice(None), slice(None),
+               *(slice(r, s - r) if s != m else slice(None) for s, m in zip(w.shape[2:], like.shape[2:])))]
     return w.expand_as(like)
 
 
 def ssim_plane_sums(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None = None, *,
                     data_range: float = 1.0, window_size: int = 11, sigma: float = 1.5,
                     k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
-                    stat: str = "ssim", alpha: float = 0.84):
-    """What the ssim_forward op returns: per (image, channel) plane, sum_p w_p v_p and
-    sum_p w_p over the map ((N, C) each, opmath dtype)."""
+                    stat: str = "ssim", alpha: float = 0.84, window: torch.Tensor | None = None):
+    """What the ssim_forward op returns: per (image, channel) plane (or volume), sum_p w_p v_p
+    and sum_p w_p over the map ((N, C) each, opmath dtype)."""
     v = ssim_stat_map(x, y, data_range=data_range, window_size=window_size, sigma=sigma, k1=k1,
-                      k2=k2, padding=padding, stat=stat, alpha=alpha)
+                      k2=k2, padding=padding, stat=stat, alpha=alpha, window=window)
     w = _map_weights(mask, v, padding, window_size // 2)
-    return (w * v).sum(dim=(2, 3)), w.sum(dim=(2, 3))
+    dims = tuple(range(2, v.dim()))
+    return (w * v).sum(dim=dims), w.sum(dim=dims)
 
 
 def ssim_reduce(sums: torch.Tensor, weights: torch.Tensor, reduction: str,
@@ -214,18 +233,19 @@ def ssim_reduce(sums: torch.Tensor, weights: torch.Tensor, reduction: str,
 def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
          sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
          mask: torch.Tensor | None = None, reduction: str = "mean",
-         nonnegative: bool = False) -> torch.Tensor:
+         nonnegative: bool = False, window: torch.Tensor | None = None) -> torch.Tensor:
     """SSIM: the (masked) mean of the SSIM map. nonnegative: ReLU on each (image, channel)
     mean, as pytorch-msssim's nonnegative_ssim."""
     sums, weights = ssim_plane_sums(x, y, mask, data_range=data_range, window_size=window_size,
-                                    sigma=sigma, k1=k1, k2=k2, padding=padding)
+                                    sigma=sigma, k1=k1, k2=k2, padding=padding, window=window)
     return ssim_reduce(sums, weights, reduction, nonnegative).to(x.dtype)
 
 
 def ms_ssim_pool(t: torch.Tensor) -> torch.Tensor:
-    """MS-SSIM's 2x downsampling: 2x2 average, odd sizes zero-padded by one on each side
-    (count_include_pad), as pytorch-msssim."""
-    return torch.nn.functional.avg_pool2d(t, kernel_size=2, padding=[s % 2 for s in t.shape[2:]])
+    """MS-SSIM's 2x downsampling: 2x2 (2x2x2 for volumes) average, odd sizes zero-padded by
+    one on each side (count_include_pad), as pytorch-msssim."""
+    pool = torch.nn.functional.avg_pool2d if t.dim() == 4 else torch.nn.functional.avg_pool3d
+    return pool(t, kernel_size=2, padding=[s % 2 for s in t.shape[2:]])
 
 
 def ms_ssim_min_size(window_size: int, levels: int) -> int:
@@ -235,15 +255,17 @@ def ms_ssim_min_size(window_size: int, levels: int) -> int:
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
             sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03, weights=None,
-            padding: str = "valid", reduction: str = "mean") -> torch.Tensor:
+            padding: str = "valid", reduction: str = "mean",
+            window: torch.Tensor | None = None) -> torch.Tensor:
     """MS-SSIM (pytorch-msssim's definition): per (image, channel), the product over
     scales of relu(mean cs)^w_l and, at the last scale, relu(mean ssim)^w_last; then the
     mean over channels ("none", per image), over everything ("mean") or the sum of the
-    per-image values ("sum")."""
+    per-image values ("sum"). Volumes are pooled over all three axes; an axis shorter
+    than the window at some scale is not smoothed there (pytorch-msssim's rule)."""
     w = torch.tensor(MS_SSIM_WEIGHTS if weights is None else weights, dtype=torch.float64)
     a, b = _opmath(x), _opmath(y)
     opts = dict(data_range=data_range, window_size=window_size, sigma=sigma, k1=k1, k2=k2,
-                padding=padding)
+                padding=padding, window=window)
     values = []
     for level in range(len(w)):
         stat = "ssim" if level == len(w) - 1 else "cs"

@@ -3,6 +3,9 @@
 Each validates its arguments once, here, and runs the fused op on the selected backend
 (see ``fastgan.backend``). Conventions shared by all of them:
 
+- Images are (N, C, H, W); volumes and clips (N, C, D, H, W) work everywhere too: the
+  same window along depth (a separable 3-D Gaussian, pytorch-msssim's 3-D SSIM), masks
+  and maps 5-D likewise, every padding applied on all three axes.
 - Gaussian window of ``window_size`` taps (odd, 3 to 15) and standard deviation
   ``sigma``, normalised to sum 1; C1 = (k1 data_range)^2, C2 = (k2 data_range)^2.
   ``data_range`` is explicit (1.0 for images in [0, 1], 255 for [0, 255]).
@@ -11,17 +14,22 @@ Each validates its arguments once, here, and runs the fused op on the selected b
   sigma=1.5, use_sample_covariance=False, data_range=...)`` and pytorch-msssim.
   ``"same"``: zero padding, map (H, W), as fused-ssim. ``"reflect"``: reflect padding
   (the edge pixel not repeated, torch's "reflect"), map (H, W), as kornia and
-  torchmetrics >= 1.4.2. Images must be at least window_size in each side.
+  torchmetrics >= 1.4.2. Images must be at least window_size in each side (volumes in
+  depth too, except for :func:`ms_ssim`, which follows pytorch-msssim there).
 - ``mask``: weights in [0, 1] (bool allowed), (N, 1, H, W) or (N, C, H, W) at the image
-  size, broadcast over channels, applied to the map: with "valid" padding the weight of a
-  map pixel is the mask at the centre of its window (the mask cropped by r on each side).
-  A masked mean is sum(w v) / sum(w); all-zero weights give 0 and zero gradients.
+  size ((N, 1 or C, D, H, W) for volumes), broadcast over channels, applied to the map:
+  with "valid" padding the weight of a map pixel is the mask at the centre of its window
+  (the mask cropped by r on each side). A masked mean is sum(w v) / sum(w); all-zero
+  weights give 0 and zero gradients.
 - Computation in float32 (float64 for float64 inputs); the result has x's dtype.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import math
+import warnings
 
 import numpy as np
 import torch
@@ -51,15 +59,21 @@ def check_options(op: str, data_range=1.0, window_size=11, sigma=1.5, k1=0.01, k
                 padding=PADDING_CODES[padding])
 
 
-def _check_options(op: str, x, y, data_range, window_size, sigma, k1, k2, padding) -> dict:
-    """The images and the options; returns the kernel arguments."""
-    _checks.check_images(op, x, y)
+def _check_options(op: str, x, y, data_range, window_size, sigma, k1, k2, padding,
+                   short_depth_ok: bool = False) -> dict:
+    """The images and the options; returns the kernel arguments. short_depth_ok: a volume
+    may be shallower than the window (MS-SSIM then skips smoothing along depth)."""
+    _checks.check_images(op, x, y, ranks=(4, 5))
     opts = check_options(op, data_range, window_size, sigma, k1, k2, padding)
-    h, w = x.shape[2:]
+    h, w = x.shape[-2:]
     if h < window_size or w < window_size:
         raise ValueError(
             f"{op}: images of {h}x{w} are smaller than the {window_size}x{window_size} window; "
             f"use images of at least {window_size}x{window_size} or a smaller window_size")
+    if x.dim() == 5 and x.shape[2] < window_size and not short_depth_ok:
+        raise ValueError(
+            f"{op}: x has depth {x.shape[2]} (shape {tuple(x.shape)}), smaller than the window "
+            f"({window_size}); use a depth of at least {window_size} or a smaller window_size")
     return opts
 
 
@@ -80,9 +94,8 @@ def _grad_hint(x: torch.Tensor, mask, opts: dict, reduction: int, sign: float) -
         return sign
     if reduction == 0 or mask is not None or torch.compiler.is_compiling():
         return 1.0  # (traced backward passes always rescale: no hint needed)
-    n, c, h, w = x.shape
     shrink = 2 * (opts["window_size"] // 2) if opts["padding"] == 0 else 0
-    count = n * c * (h - shrink) * (w - shrink)
+    count = x.shape[0] * x.shape[1] * math.prod(s - shrink for s in x.shape[2:])
     dtype = np.float64 if x.dtype == torch.float64 else np.float32
     return sign * float(dtype(1.0) / dtype(count))  # rounded as autograd rounds 1 / count
 
@@ -126,7 +139,8 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window_si
          sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03, padding: str = "valid",
          mask: torch.Tensor | None = None, reduction: str = "mean",
          nonnegative: bool = False) -> torch.Tensor:
-    """Structural similarity of x and y, (N, C, H, W) float tensors of one shape.
+    """Structural similarity of x and y, (N, C, H, W) images or (N, C, D, H, W) volumes
+    (float tensors of one shape).
 
     The mean of the SSIM map (masked mean with ``mask``); see the module docstring for
     the window, ``padding`` ("valid" = scikit-image / pytorch-msssim, "same" = zeros as
@@ -153,7 +167,8 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, windo
              sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
              padding: str = "valid") -> torch.Tensor:
     """The per-pixel SSIM map, (N, C, H - 2r, W - 2r) for "valid" padding, (N, C, H, W)
-    otherwise, in x's dtype; options as :func:`ssim` (reduce or mask it yourself).
+    otherwise ((N, C, D - 2r, H - 2r, W - 2r) / (N, C, D, H, W) for volumes), in x's
+    dtype; options as :func:`ssim` (reduce or mask it yourself).
     Differentiable in x and y."""
     op = "ssim_map"
     opts = _check_options(op, x, y, data_range, window_size, sigma, k1, k2, padding)
@@ -173,25 +188,43 @@ def _check_weights(op: str, weights) -> tuple[float, ...]:
     return tuple(float(w) for w in weights)
 
 
+def _scale_sums(a, b, opts: dict, stat: str, scale: str):
+    """Per-(image, channel) sums of one MS-SSIM scale. A volume shallower than the window
+    is not smoothed along depth (pytorch-msssim's rule, with its warning): the sums of its
+    depth slices as 2-D images, which is exactly that."""
+    if a.dim() == 5 and a.shape[2] < opts["window_size"]:
+        warnings.warn(f"ms_ssim: at scale {scale} the depth {a.shape[2]} (shape {tuple(a.shape)}) "
+                      f"is smaller than the window ({opts['window_size']}): no smoothing along "
+                      "depth there, as pytorch-msssim", UserWarning, stacklevel=3)
+        n, c, d = a.shape[:3]
+        sums, weights = _sums(a.reshape(n, c * d, *a.shape[3:]), b.reshape(n, c * d, *b.shape[3:]),
+                              None, opts, stat)
+        return sums.view(n, c, d).sum(2), weights.view(n, c, d).sum(2)
+    return _sums(a, b, None, opts, stat)
+
+
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window_size: int = 11,
             sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03, weights=None,
             padding: str = "valid", reduction: str = "mean") -> torch.Tensor:
     """Multi-scale SSIM as pytorch-msssim defines it: len(weights) scales (default 5, with
     the standard weights 0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 2x average pooling
-    between them (odd sizes zero-padded); per (image, channel) the product of
-    relu(mean cs)^w over the first scales and relu(mean ssim)^w at the last one.
+    between them (2x2x2 for volumes; odd sizes zero-padded); per (image, channel) the
+    product of relu(mean cs)^w over the first scales and relu(mean ssim)^w at the last one.
     reduction: "mean" over everything, "none" per image (mean over channels), "sum" of
-    the per-image values. The smaller image side must be at least
-    (window_size - 1) * 2^(scales - 1) + 1 (161 for the defaults). Differentiable.
+    the per-image values. The smaller of H and W must be at least
+    (window_size - 1) * 2^(scales - 1) + 1 (161 for the defaults); a volume's depth may be
+    smaller: at the scales where it is below window_size it is not smoothed, with a
+    warning (pytorch-msssim's rules). Differentiable.
     """
     op = "ms_ssim"
-    opts = _check_options(op, x, y, data_range, window_size, sigma, k1, k2, padding)
+    opts = _check_options(op, x, y, data_range, window_size, sigma, k1, k2, padding,
+                          short_depth_ok=True)
     code = _checks.reduction_code(op, reduction)
     w = _check_weights(op, weights)
     smallest = reference.ms_ssim_min_size(window_size, len(w))
-    if min(x.shape[2:]) < smallest:
+    if min(x.shape[-2:]) < smallest:
         raise ValueError(
-            f"{op}: images of {x.shape[2]}x{x.shape[3]} are too small for {len(w)} scales with "
+            f"{op}: images of {x.shape[-2]}x{x.shape[-1]} are too small for {len(w)} scales with "
             f"a {window_size}x{window_size} window: the smaller side must be at least {smallest}")
     a, b = x, y
     if a.dtype in (torch.float16, torch.bfloat16):  # pool in float32
@@ -199,7 +232,7 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window
     values = []
     for level in range(len(w)):
         last = level == len(w) - 1
-        sums, weights = _sums(a, b, None, opts, "ssim" if last else "cs")
+        sums, weights = _scale_sums(a, b, opts, "ssim" if last else "cs", f"{level + 1} of {len(w)}")
         values.append(torch.relu(sums / weights))
         if not last:
             a, b = reference.ms_ssim_pool(a), reference.ms_ssim_pool(b)

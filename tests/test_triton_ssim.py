@@ -149,3 +149,32 @@ def test_opcheck():
                                             False), test_utils=OPCHECK_UTILS)
     torch.library.opcheck(T.ssim_map_forward, (x.detach(), y.requires_grad_(), *args),
                           test_utils=OPCHECK_UTILS)
+
+
+# Volumes (N, C, D, H, W): the same kernels with the depth loop; tiny, as the interpreter
+# runs win^3 taps per voxel.
+VOLUME = (1, 2, 5, 6, 7)
+
+
+@pytest.mark.parametrize("padding", ["valid", "reflect"])
+def test_volume_ssim_masked_and_mix_float64(padding):
+    x, y = pair(VOLUME)
+    mask = torch.rand(1, 1, *VOLUME[2:], dtype=torch.float64).to(DEVICE)
+    opts = dict(padding=padding, window_size=3, mask=mask)
+    check(lambda a, b: fg.ssim(a, b, reduction="none", **opts),
+          lambda a, b: R.ssim(a, b, reduction="none", **opts), x, y)
+    check(lambda a, b: fg.ssim_l1_loss(a, b, **opts), lambda a, b: R.ssim_l1_loss(a, b, **opts),
+          x, y)
+
+
+def test_volume_map_zero_padding_and_opcheck():
+    x, y = pair(VOLUME)
+    opts = dict(padding="same", window_size=3)
+    check(lambda a, b: fg.ssim_map(a, b, **opts), lambda a, b: R.ssim_map(a, b, **opts), x, y)
+    T = torch.ops.fastgan_triton
+    args = (3, 1.5, 0.01, 0.03, 1.0, 1, 1, 0.0)
+    xf, yf = x.float(), y.float()
+    torch.library.opcheck(T.ssim_forward, (xf.requires_grad_(), yf, None, *args),
+                          test_utils=OPCHECK_UTILS)
+    torch.library.opcheck(T.ssim_map_forward, (xf.detach(), yf.requires_grad_(), *args),
+                          test_utils=OPCHECK_UTILS)

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <optional>
+#include <vector>
 
 #include "common/ssim_common.h"
 
@@ -17,7 +18,8 @@ struct SsimParams {
 
 inline void check_ssim_inputs(const char* op, const at::Tensor& x, const at::Tensor& y,
                               const SsimParams& p) {
-  TORCH_CHECK(x.dim() == 4, op, ": x must be 4-D (N, C, H, W), got ", x.dim(), "-D");
+  TORCH_CHECK(x.dim() == 4 || x.dim() == 5, op,
+              ": x must be 4-D (N, C, H, W) or 5-D (N, C, D, H, W), got ", x.dim(), "-D");
   TORCH_CHECK(x.sizes() == y.sizes(), op, ": x and y must have the same shape, got ", x.sizes(),
               " and ", y.sizes());
   TORCH_CHECK(x.scalar_type() == y.scalar_type(), op, ": x and y must have the same dtype");
@@ -25,8 +27,10 @@ inline void check_ssim_inputs(const char* op, const at::Tensor& x, const at::Ten
   TORCH_CHECK(x.device() == y.device(), op, ": x and y must be on the same device");
   TORCH_CHECK(p.win % 2 == 1 && p.win >= kMinWindow && p.win <= kMaxWindow, op,
               ": window_size must be odd, 3 to 15, got ", p.win);
-  TORCH_CHECK(x.size(2) >= p.win && x.size(3) >= p.win, op, ": images of ", x.size(2), "x",
-              x.size(3), " are smaller than the ", p.win, "x", p.win, " window");
+  TORCH_CHECK(x.size(-2) >= p.win && x.size(-1) >= p.win, op, ": images of ", x.size(-2), "x",
+              x.size(-1), " are smaller than the ", p.win, "x", p.win, " window");
+  TORCH_CHECK(x.dim() == 4 || x.size(2) >= p.win, op, ": a depth of ", x.size(2),
+              " is smaller than the window (", p.win, ")");
   TORCH_CHECK(p.padding >= kPadValid && p.padding <= kPadReflect, op,
               ": padding code must be 0 (valid), 1 (zeros) or 2 (reflect), got ", p.padding);
   TORCH_CHECK(p.stat >= kStatSsim && p.stat <= kStatMix, op,
@@ -36,16 +40,17 @@ inline void check_ssim_inputs(const char* op, const at::Tensor& x, const at::Ten
   TORCH_CHECK(x.numel() > 0, op, ": x has no elements");
 }
 
-// The optional weight mask, checked against x: (N, 1, H, W) or (N, C, H, W), x's dtype and
-// device. An undefined tensor when there is none.
+// The optional weight mask, checked against x: (N, 1, [D,] H, W) or x's shape, x's dtype
+// and device. An undefined tensor when there is none.
 inline at::Tensor checked_ssim_mask(const char* op, const at::Tensor& x,
                                     const std::optional<at::Tensor>& mask) {
   if (!mask.has_value() || !mask->defined()) return at::Tensor();
   const at::Tensor& m = *mask;
-  TORCH_CHECK(m.dim() == 4 && m.size(0) == x.size(0) && (m.size(1) == 1 || m.size(1) == x.size(1)) &&
-                  m.size(2) == x.size(2) && m.size(3) == x.size(3),
-              op, ": mask must have shape (N, 1, H, W) or (N, C, H, W) matching x ", x.sizes(),
-              ", got ", m.sizes());
+  bool ok = m.dim() == x.dim() && m.size(0) == x.size(0) &&
+            (m.size(1) == 1 || m.size(1) == x.size(1));
+  for (int64_t a = 2; ok && a < x.dim(); ++a) ok = m.size(a) == x.size(a);
+  TORCH_CHECK(ok, op, ": mask must have shape (N, 1, ", x.dim() == 5 ? "D, " : "",
+              "H, W) or x's shape ", x.sizes(), ", got ", m.sizes());
   TORCH_CHECK(m.scalar_type() == x.scalar_type(), op, ": mask must have x's dtype");
   TORCH_CHECK(m.device() == x.device(), op, ": mask must be on x's device");
   return m;
@@ -59,15 +64,14 @@ inline void check_plane_grad(const char* op, const at::Tensor& grad, const at::T
 }
 
 // The upstream gradient of ssim_map_backward: the map's shape (2 * (window / 2) smaller in
-// H and W for valid padding).
+// every spatial axis for valid padding).
 inline void check_map_grad(const char* op, const at::Tensor& grad, const at::Tensor& x,
                            const SsimParams& p) {
   const int64_t shrink = p.padding == kPadValid ? 2 * (p.win / 2) : 0;
-  const int64_t ho = x.size(2) - shrink, wo = x.size(3) - shrink;
-  TORCH_CHECK(grad.dim() == 4 && grad.size(0) == x.size(0) && grad.size(1) == x.size(1) &&
-                  grad.size(2) == ho && grad.size(3) == wo,
-              op, ": grad must have the map's shape (", x.size(0), ", ", x.size(1), ", ", ho,
-              ", ", wo, "), got ", grad.sizes());
+  std::vector<int64_t> want(x.sizes().begin(), x.sizes().end());
+  for (size_t a = 2; a < want.size(); ++a) want[a] -= shrink;
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(want), op, ": grad must have the map's shape ",
+              at::IntArrayRef(want), ", got ", grad.sizes());
   TORCH_CHECK(grad.device() == x.device(), op, ": grad must be on x's device");
 }
 

@@ -26,14 +26,13 @@
 // (+4 B/px per input). Measured here: ~3 ns/px forward, ~5.5 ns/px forward + gradient
 // per core (AVX-512), bound by the vertical passes' cache traffic and by DRAM.
 //
-// The core is compiled twice, with the build's flags and for AVX-512 (picked at run time
-// with __builtin_cpu_supports; FASTGAN_CPU_AVX512=0 forces the first).
+// The core is compiled twice, with the build's flags and for AVX-512 (cpu/ssim_cores.h;
+// picked at run time with __builtin_cpu_supports; FASTGAN_CPU_AVX512=0 forces the first).
 // Bands are fixed by the shape only (never by the thread count) and every sum has a
 // fixed order, so the results are deterministic. A band recomputes r output rows on
 // each side for the gradients it owns.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -45,60 +44,13 @@
 #include "common/ssim_checks.h"
 #include "common/ssim_common.h"
 #include "cpu/cpu_features.h"
+#include "cpu/ssim_rows.h"
+#include "cpu/ssim_volume.h"
 
 namespace fastgan::cpu {
 namespace {
 
-template <typename scalar_t>
-using opmath_t = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
-
-// Enough tasks to keep a many-core machine busy: planes are split into row bands
-// until there are at least this many tasks (bands of at least kMinBandRows rows).
-constexpr int64_t kTargetTasks = 32;
-constexpr int64_t kMinBandRows = 32;
-
-// ---------------------------------------------------------------------------
-// Row input/output in any float dtype and element stride.
-
-template <typename scalar_t, typename T>
-void load_row(const void* src, int64_t stride, int64_t n, T* __restrict out) {
-  const scalar_t* s = static_cast<const scalar_t*>(src);
-  if (stride == 1) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) out[i] = T(s[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) out[i] = T(s[i * stride]);
-  }
-}
-
-template <typename scalar_t, typename T>
-void store_row(const T* __restrict in, void* dst, int64_t stride, int64_t n) {
-  scalar_t* d = static_cast<scalar_t*>(dst);
-  if (stride == 1) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) d[i] = scalar_t(in[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) d[i * stride] = scalar_t(in[i]);
-  }
-}
-
-template <typename T>
-struct RowIO {
-  void (*load)(const void*, int64_t, int64_t, T*) = nullptr;
-  void (*store)(const T*, void*, int64_t, int64_t) = nullptr;
-  int64_t elem = 0;
-};
-
-template <typename T>
-RowIO<T> row_io(at::ScalarType st) {
-  RowIO<T> io;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, st, "ssim_row_io", [&] {
-    io.load = &load_row<scalar_t, T>;
-    io.store = &store_row<scalar_t, T>;
-    io.elem = sizeof(scalar_t);
-  });
-  return io;
-}
+using namespace ssim_rows;
 
 // ---------------------------------------------------------------------------
 // Geometry, bands and the job description.
@@ -125,81 +77,18 @@ Geometry make_geometry(const at::Tensor& x, int64_t win, int64_t padding) {
   g.wp = g.w + 2 * g.pad;
   g.ho = g.hp - 2 * g.r;
   g.wo = g.wp - 2 * g.r;
-  const int64_t planes = g.n * g.c;
-  const int64_t want = (kTargetTasks + planes - 1) / std::max<int64_t>(planes, 1);
-  g.bands = std::max<int64_t>(1, std::min(want, g.ho / kMinBandRows));
+  g.bands = band_count(g.n * g.c, g.ho);
   return g;
 }
 
-struct Band {
-  int64_t o0, o1;    // output rows whose values this band sums / writes
-  int64_t p0, p1;    // padded input rows whose gradient this band writes
-  int64_t oc0, oc1;  // output rows computed
-};
-
 Band make_band(const Geometry& g, int64_t b, bool grad) {
-  Band band;
-  band.o0 = b * g.ho / g.bands;
-  band.o1 = (b + 1) * g.ho / g.bands;
-  const bool first = b == 0, last = b == g.bands - 1;
-  if (grad) {
-    band.p0 = first ? 0 : band.o0 + g.r;
-    band.p1 = last ? g.hp : band.o1 + g.r;
-    band.oc0 = std::max<int64_t>(0, band.p0 - 2 * g.r);
-    band.oc1 = last ? g.ho : std::min(g.ho, band.p1);
-  } else {
-    band.p0 = band.p1 = 0;
-    band.oc0 = band.o0;
-    band.oc1 = band.o1;
-  }
-  return band;
-}
-
-// A strided (N, C, H, W) tensor: byte base and element strides (stride 0 broadcasts).
-struct View {
-  const char* data = nullptr;
-  int64_t sn = 0, sc = 0, sh = 0, sw = 0;
-  bool defined() const { return data != nullptr; }
-};
-
-View view_of(const at::Tensor& t) {
-  View v;
-  if (!t.defined()) return v;
-  v.data = static_cast<const char*>(t.const_data_ptr());
-  v.sn = t.stride(0);
-  v.sc = t.size(1) == 1 ? 0 : t.stride(1);
-  v.sh = t.stride(2);
-  v.sw = t.stride(3);
-  return v;
+  return ssim_rows::make_band(g.ho, g.hp, g.r, g.bands, b, grad);
 }
 
 template <typename T>
-struct Job {
+struct Job : JobCommon<T> {
   Geometry g;
-  int64_t stat = kStatSsim;
-  SsimConsts<T> k{};
-  std::array<T, kMaxWindow> window{};
-  RowIO<T> io;   // x, y, gradients, map and grad map (one dtype)
-  View x, y, mask, grad_map;
-  // The gradients are those of sum_planes factor[plane] * sums[plane] (backward), or of
-  // scale * sum_planes sums[plane] (forward_with_grad); the sums are never scaled.
-  const double* factor = nullptr;
-  double scale = 1.0;
-  bool grad = false, need_x = false, need_y = false;
-  char* gx = nullptr;
-  char* gy = nullptr;
-  int64_t gsn = 0, gsc = 0, gsh = 0, gsw = 0;  // gradient element strides
-  char* map = nullptr;                         // (N, C, Ho, Wo) contiguous
-  // Reflect padding: original rows that receive folded gradient rows, -> slot or -1.
-  std::vector<int> fold_slot;
-  int fold_rows = 0;
 };
-
-int64_t reflect_index(int64_t j, int64_t n) {
-  if (j < 0) return -j;
-  if (j >= n) return 2 * (n - 1) - j;
-  return j;
-}
 
 // Padded row i of one plane of v (opmath, width wp).
 template <typename T>
@@ -210,63 +99,17 @@ void load_padded_row(const Job<T>& job, const View& v, int64_t plane, int64_t i,
     job.io.load(base + i * v.sh * job.io.elem, v.sw, g.w, out);
     return;
   }
-  const int64_t pad = g.pad;
-  int64_t j = i - pad;
-  if (g.padding == kPadZero) {
-    if (j < 0 || j >= g.h) {
-      std::fill(out, out + g.wp, T(0));
-      return;
-    }
-    std::fill(out, out + pad, T(0));
-    std::fill(out + pad + g.w, out + g.wp, T(0));
-  } else {
-    j = reflect_index(j, g.h);
+  int64_t j = i - g.pad;
+  if (g.padding == kPadZero && (j < 0 || j >= g.h)) {
+    std::fill(out, out + g.wp, T(0));
+    return;
   }
-  job.io.load(base + j * v.sh * job.io.elem, v.sw, g.w, out + pad);
-  if (g.padding == kPadReflect) {
-    for (int64_t c = 0; c < pad; ++c) {
-      out[c] = out[2 * pad - c];
-      out[pad + g.w + c] = out[pad + g.w - 2 - c];
-    }
-  }
+  if (g.padding == kPadReflect) j = reflect_index(j, g.h);
+  load_padded_line(job.io, base + j * v.sh * job.io.elem, v.sw, g.w, g.pad, g.padding, out);
 }
 
-// ---------------------------------------------------------------------------
-// Scratch rows of one task, laid out in one aligned buffer.
-
-template <typename T>
-struct Scratch {
-  std::vector<T> storage;
-  int64_t stride = 0;
-  T* base = nullptr;
-  int64_t next = 0;
-  T* row() { return base + (next++) * stride; }
-  std::vector<T*> rows(int64_t k) {
-    std::vector<T*> v(k);
-    for (auto& p : v) p = row();
-    return v;
-  }
-};
-
-struct BandSums {
-  double wv = 0.0, w = 0.0;
-};
-
-// ---------------------------------------------------------------------------
-// The compute core, twice: with the build's flags, and for AVX-512 CPUs.
-
-namespace base {
-#include "cpu/ssim_kernel.h"
-}  // namespace base
-
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,prefer-vector-width=512")
-namespace avx512 {
-#include "cpu/ssim_kernel.h"
-}  // namespace avx512
-#pragma GCC pop_options
-#endif
+#define FASTGAN_SSIM_CORE "cpu/ssim_kernel.h"
+#include "cpu/ssim_cores.h"
 
 template <typename T>
 int64_t scratch_rows(const Job<T>& job) {
@@ -276,78 +119,20 @@ int64_t scratch_rows(const Job<T>& job) {
   return 2 * rs + 3 + 5 * rs + 1 + 2 * (5 + 2 + 12) + 5 * rs + 2 * job.fold_rows;
 }
 
-template <typename T>
-using BandFn = BandSums (*)(const Job<T>&, int64_t, const Band&, Scratch<T>&);
-
-template <typename T, template <typename, int> class Core>
-BandFn<T> pick(int win) {
-  if constexpr (std::is_same_v<T, float>) {
-    switch (win) {
-      case 3: return &Core<T, 3>::run;
-      case 5: return &Core<T, 5>::run;
-      case 7: return &Core<T, 7>::run;
-      case 9: return &Core<T, 9>::run;
-      case 11: return &Core<T, 11>::run;
-      case 13: return &Core<T, 13>::run;
-      case 15: return &Core<T, 15>::run;
-      default: break;
-    }
-  }
-  return &Core<T, 0>::run;
-}
-
-template <typename T, int WIN>
-struct BaseCore {
-  static BandSums run(const Job<T>& j, int64_t p, const Band& b, Scratch<T>& s) {
-    return base::run_band<T, WIN>(j, p, b, s);
-  }
-};
-
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-template <typename T, int WIN>
-struct Avx512Core {
-  static BandSums run(const Job<T>& j, int64_t p, const Band& b, Scratch<T>& s) {
-    return avx512::run_band<T, WIN>(j, p, b, s);
-  }
-};
-#endif
-
-// Compile-time windows for float (the fast paths), a runtime window otherwise; the
-// AVX-512 build of the core when this CPU has it.
-template <typename T>
-BandFn<T> band_fn(int win) {
-#ifdef FASTGAN_HAVE_AVX512_BUILD
-  if (use_avx512()) return pick<T, Avx512Core>(win);
-#endif
-  return pick<T, BaseCore>(win);
-}
-
 // Runs every (plane, band) task; returns the per-plane sums in a fixed order.
 template <typename T>
 std::vector<BandSums> run_job(const Job<T>& job) {
   const Geometry& g = job.g;
-  const int64_t planes = g.n * g.c, tasks = planes * g.bands;
-  std::vector<BandSums> part(tasks);
-  const BandFn<T> fn = band_fn<T>(g.win);
-  const int64_t stride = (g.wp + 2 * g.r + 16 + 15) / 16 * 16;
-  const int64_t rows = scratch_rows(job);
-  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+  const auto fn = band_fn<T>(g.win);
+  const int64_t stride = aligned_stride(g.wp + 2 * g.r), rows = scratch_rows(job);
+  auto scratch = [&] {
     Scratch<T> s;
-    s.stride = stride;
-    s.storage.resize(rows * stride + 64 / sizeof(T));
-    auto addr = reinterpret_cast<uintptr_t>(s.storage.data());
-    s.base = s.storage.data() + ((64 - addr % 64) % 64) / sizeof(T);
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t plane = t / g.bands, b = t % g.bands;
-      part[t] = fn(job, plane, make_band(g, b, job.grad), s);
-    }
+    s.allocate(rows, stride);
+    return s;
+  };
+  return run_tasks(g.n * g.c, g.bands, scratch, [&](Scratch<T>& s, int64_t plane, int64_t b) {
+    return fn(job, plane, make_band(g, b, job.grad), s);
   });
-  std::vector<BandSums> out(planes);
-  for (int64_t t = 0; t < tasks; ++t) {
-    out[t / g.bands].wv += part[t].wv;
-    out[t / g.bands].w += part[t].w;
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -359,75 +144,14 @@ template <typename T>
 Job<T> make_job(const at::Tensor& x, const at::Tensor& y, const Params& p) {
   Job<T> job;
   job.g = make_geometry(x, p.win, p.padding);
-  job.stat = p.stat;
-  const double c1 = (p.k1 * p.data_range) * (p.k1 * p.data_range);
-  const double c2 = (p.k2 * p.data_range) * (p.k2 * p.data_range);
-  job.k = SsimConsts<T>{T(c1), T(c2), T(p.alpha), T((1.0 - p.alpha) / p.data_range)};
-  double w[kMaxWindow];
-  ssim_window(int(p.win), p.sigma, w);
-  for (int i = 0; i < p.win; ++i) job.window[i] = T(w[i]);
-  job.io = row_io<T>(x.scalar_type());
-  job.x = view_of(x);
-  job.y = view_of(y);
+  init_job(job, x, y, p);
   return job;
-}
-
-// The gradient outputs, laid out as x (channels_last stays channels_last).
-at::Tensor empty_grad(const at::Tensor& x) {
-  const bool cl = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
-  return at::empty_like(x, cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
 }
 
 template <typename T>
 void set_grads(Job<T>& job, const at::Tensor& x, bool need_x, bool need_y, at::Tensor& gx,
                at::Tensor& gy) {
-  job.grad = true;
-  job.need_x = need_x;
-  job.need_y = need_y;
-  gx = need_x ? empty_grad(x) : at::empty({0}, x.options());
-  gy = need_y ? empty_grad(x) : at::empty({0}, x.options());
-  const at::Tensor& ref = need_x ? gx : gy;
-  if (need_x || need_y) {
-    job.gsn = ref.stride(0);
-    job.gsc = ref.stride(1);
-    job.gsh = ref.stride(2);
-    job.gsw = ref.stride(3);
-  }
-  job.gx = need_x ? static_cast<char*>(gx.mutable_data_ptr()) : nullptr;
-  job.gy = need_y ? static_cast<char*>(gy.mutable_data_ptr()) : nullptr;
-  if (job.g.padding == kPadReflect) {
-    // Rows 1..pad and h-1-pad..h-2 receive the reflected padding rows.
-    const int64_t h = job.g.h, pad = job.g.pad;
-    job.fold_slot.assign(h, -1);
-    int next = 0;
-    for (int64_t j = 0; j < h; ++j) {
-      if ((j >= 1 && j <= pad) || (j >= h - 1 - pad && j <= h - 2)) job.fold_slot[j] = next++;
-    }
-    job.fold_rows = next;
-  }
-}
-
-std::tuple<at::Tensor, at::Tensor> sums_tensors(const std::vector<BandSums>& sums,
-                                                const at::Tensor& x) {
-  const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  auto s = at::empty({x.size(0), x.size(1)}, x.options().dtype(at::kDouble));
-  auto w = at::empty_like(s);
-  double* sp = s.data_ptr<double>();
-  double* wp = w.data_ptr<double>();
-  for (size_t i = 0; i < sums.size(); ++i) {
-    sp[i] = sums[i].wv;
-    wp[i] = sums[i].w;
-  }
-  return {s.to(opmath), w.to(opmath)};
-}
-
-template <typename Fn>
-void dispatch_opmath(at::ScalarType st, Fn&& fn) {
-  if (st == at::kDouble) {
-    fn.template operator()<double>();
-  } else {
-    fn.template operator()<float>();
-  }
+  set_grad_outputs(job, x, need_x, need_y, job.g.h, job.g.pad, job.g.padding, gx, gy);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_impl(
@@ -435,6 +159,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_impl(
     const Params& p, bool grad, bool need_x, bool need_y, double grad_scale) {
   check_ssim_inputs(op, x, y, p);
   const at::Tensor m = checked_ssim_mask(op, x, mask);
+  if (x.dim() == 5) {
+    volume::Request req{x, y, m, {}, {}, p, grad, need_x, need_y, false, grad_scale};
+    auto [sums, weights, gx, gy, map] = volume::run(req);
+    return {sums, weights, gx, gy};
+  }
   at::Tensor gx, gy;
   std::tuple<at::Tensor, at::Tensor> st;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
@@ -478,6 +207,11 @@ std::tuple<at::Tensor, at::Tensor> ssim_backward(const at::Tensor& grad, const a
   check_plane_grad(op, grad, x);
   const at::Tensor m = checked_ssim_mask(op, x, mask);
   const at::Tensor factor = grad.to(at::kDouble).contiguous();
+  if (x.dim() == 5) {
+    volume::Request req{x, y, m, {}, factor, p, true, need_x, need_y, false, 1.0};
+    auto out = volume::run(req);
+    return {std::get<2>(out), std::get<3>(out)};
+  }
   at::Tensor gx, gy;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
     Job<T> job = make_job<T>(x, y, p);
@@ -495,6 +229,10 @@ at::Tensor ssim_map_forward(const at::Tensor& x, const at::Tensor& y, int64_t wi
   constexpr const char* op = "ssim_map_forward";
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
   check_ssim_inputs(op, x, y, p);
+  if (x.dim() == 5) {
+    volume::Request req{x, y, {}, {}, {}, p, false, false, false, true, 1.0};
+    return std::get<4>(volume::run(req));
+  }
   at::Tensor map;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
     Job<T> job = make_job<T>(x, y, p);
@@ -516,6 +254,11 @@ std::tuple<at::Tensor, at::Tensor> ssim_map_backward(const at::Tensor& grad, con
   const Params p{window_size, padding, stat, sigma, k1, k2, data_range, alpha};
   check_ssim_inputs(op, x, y, p);
   check_map_grad(op, grad, x, p);
+  if (x.dim() == 5) {
+    volume::Request req{x, y, {}, grad, {}, p, true, need_x, need_y, false, 1.0};
+    auto out = volume::run(req);
+    return {std::get<2>(out), std::get<3>(out)};
+  }
   at::Tensor gx, gy;
   dispatch_opmath(x.scalar_type(), [&]<typename T>() {
     Job<T> job = make_job<T>(x, y, p);

@@ -34,92 +34,22 @@
 
 #include "common/ssim_checks.h"
 #include "common/ssim_common.h"
+#include "common/ssim_host.h"
 #include "cuda/ssim_kernels.cuh"
+#include "cuda/ssim_launch.h"
+#include "cuda/ssim_volume.h"
 
 namespace fastgan::cuda {
 namespace {
 
 using namespace ssim_kernels;
-
-template <typename scalar_t>
-View<scalar_t> view_of(const at::Tensor& t) {
-  View<scalar_t> v;
-  if (!t.defined()) return v;
-  v.p = t.const_data_ptr<scalar_t>();
-  v.sn = t.stride(0);
-  v.sc = t.size(1) == 1 ? 0 : t.stride(1);
-  v.sh = t.stride(2);
-  v.sw = t.stride(3);
-  return v;
-}
-
-// ---------------------------------------------------------------------------
-// Host side.
-
-using Params = SsimParams;  // checked by check_ssim_inputs (common/ssim_checks.h)
-
-Geometry make_geometry(const at::Tensor& x, const Params& p, int tile, bool padded_grid) {
-  Geometry g{};
-  g.c = x.size(1);
-  g.h = x.size(2);
-  g.w = x.size(3);
-  const int r = int(p.win / 2);
-  g.padding = int(p.padding);
-  g.pad = p.padding == kPadValid ? 0 : r;
-  g.hp = g.h + 2 * g.pad;
-  g.wp = g.w + 2 * g.pad;
-  g.ho = g.hp - 2 * r;
-  g.wo = g.wp - 2 * r;
-  const int64_t rows = padded_grid ? g.hp : g.ho, cols = padded_grid ? g.wp : g.wo;
-  const int64_t tiles_w = (cols + tile - 1) / tile, tiles_h = (rows + tile - 1) / tile;
-  TORCH_CHECK(tiles_w * tiles_h <= std::numeric_limits<int32_t>::max(), "ssim: image too large");
-  TORCH_CHECK(x.size(0) * x.size(1) <= 65535, "ssim: N * C must be at most 65535 on CUDA, got ",
-              x.size(0) * x.size(1));
-  g.tiles_w = int(tiles_w);
-  g.tiles = int(tiles_w * tiles_h);
-  return g;
-}
-
-template <typename T>
-Window<T> make_window(const Params& p) {
-  Window<T> w{};
-  double g[kMaxWindow];
-  ssim_window(int(p.win), p.sigma, g);
-  for (int i = 0; i < p.win; ++i) w.g[i] = T(g[i]);
-  w.win = int(p.win);
-  w.r = int(p.win / 2);
-  return w;
-}
-
-template <typename T>
-SsimConsts<T> make_consts(const Params& p) {
-  const double c1 = (p.k1 * p.data_range) * (p.k1 * p.data_range);
-  const double c2 = (p.k2 * p.data_range) * (p.k2 * p.data_range);
-  return SsimConsts<T>{T(c1), T(c2), T(p.alpha), T((1.0 - p.alpha) / p.data_range)};
-}
-
-template <typename Fn>
-void dispatch_stat(int64_t stat, Fn&& fn) {
-  switch (stat) {
-    case kStatSsim: fn(std::integral_constant<int, kStatSsim>{}); break;
-    case kStatCs: fn(std::integral_constant<int, kStatCs>{}); break;
-    default: fn(std::integral_constant<int, kStatMix>{}); break;
-  }
-}
-
-// Dynamic shared memory of a kernel, raising the 48 KiB default where needed.
-template <typename Kernel>
-void set_smem(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        int(bytes)));
-  }
-}
+using namespace ssim_launch;
 
 // Runs the forward kernel; returns (sums, weights) and fills map when defined.
 std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor& x,
                                                const at::Tensor& y, const at::Tensor& mask,
                                                const Params& p, at::Tensor* map) {
+  if (x.dim() == 5) return volume::forward(x, y, mask, p, map);
   const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t planes = x.size(0) * x.size(1);
   auto sums = at::empty({x.size(0), x.size(1)}, x.options().dtype(opmath));
@@ -143,7 +73,7 @@ std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor&
       set_smem(kernel, smem);
       kernel<<<dim3(g.tiles, planes), kThreads, smem, stream>>>(
           view_of<scalar_t>(x), view_of<scalar_t>(y), view_of<scalar_t>(mask), g,
-          make_window<T>(p), make_consts<T>(p), part.mutable_data_ptr<T>(),
+          make_window<T>(p), make_ssim_consts<T>(p), part.mutable_data_ptr<T>(),
           map != nullptr ? map->mutable_data_ptr<scalar_t>() : nullptr);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
@@ -156,36 +86,15 @@ std::tuple<at::Tensor, at::Tensor> run_forward(const char* op, const at::Tensor&
   return {sums, weights};
 }
 
-at::Tensor empty_grad(const at::Tensor& x) {
-  const bool cl = !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
-  return at::empty_like(x, cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
-}
-
-// The gradient of the padded planes (P, HP, WP) folded back into the image (reflect).
-at::Tensor fold_reflect(const at::Tensor& gp, int64_t h, int64_t w, int64_t pad) {
-  using at::indexing::Slice;
-  auto rows = gp.index({Slice(), Slice(pad, pad + h), Slice()}).clone();
-  rows.index({Slice(), Slice(1, pad + 1), Slice()})
-      .add_(gp.index({Slice(), Slice(0, pad), Slice()}).flip({1}));
-  rows.index({Slice(), Slice(h - 1 - pad, h - 1), Slice()})
-      .add_(gp.index({Slice(), Slice(pad + h, at::indexing::None), Slice()}).flip({1}));
-  auto out = rows.index({Slice(), Slice(), Slice(pad, pad + w)}).clone();
-  out.index({Slice(), Slice(), Slice(1, pad + 1)})
-      .add_(rows.index({Slice(), Slice(), Slice(0, pad)}).flip({2}));
-  out.index({Slice(), Slice(), Slice(w - 1 - pad, w - 1)})
-      .add_(rows.index({Slice(), Slice(), Slice(pad + w, at::indexing::None)}).flip({2}));
-  return out;
-}
-
 std::tuple<at::Tensor, at::Tensor> run_backward(const char* op, const at::Tensor& x,
                                                 const at::Tensor& y, const at::Tensor& mask,
                                                 const at::Tensor& grad_map,
                                                 const at::Tensor& factor, const Params& p,
                                                 bool need_x, bool need_y) {
-  at::Tensor gx = need_x ? empty_grad(x) : at::empty({0}, x.options());
-  at::Tensor gy = need_y ? empty_grad(x) : at::empty({0}, x.options());
+  if (x.dim() == 5) return volume::backward(x, y, mask, grad_map, factor, p, need_x, need_y);
+  at::Tensor gx = need_x ? empty_ssim_grad(x) : at::empty({0}, x.options());
+  at::Tensor gy = need_y ? empty_ssim_grad(x) : at::empty({0}, x.options());
   if (!(need_x || need_y)) return {gx, gy};
-  const auto opmath = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const int64_t planes = x.size(0) * x.size(1);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const bool reflect = p.padding == kPadReflect;
@@ -194,21 +103,7 @@ std::tuple<at::Tensor, at::Tensor> run_backward(const char* op, const at::Tensor
     using T = opmath_t<scalar_t>;
     constexpr int TILE = kTile<T>;
     const Geometry g = make_geometry(x, p, TILE, true);
-    GradOut<T> out;
-    const at::Tensor& ref = need_x ? gx : gy;
-    out.sn = ref.stride(0);
-    out.sc = ref.stride(1);
-    out.sh = ref.stride(2);
-    out.sw = ref.stride(3);
-    if (reflect) {
-      if (need_x) px = at::empty({planes, g.hp, g.wp}, x.options().dtype(opmath));
-      if (need_y) py = at::empty({planes, g.hp, g.wp}, x.options().dtype(opmath));
-      out.gx = need_x ? px.mutable_data_ptr() : nullptr;
-      out.gy = need_y ? py.mutable_data_ptr() : nullptr;
-    } else {
-      out.gx = need_x ? gx.mutable_data_ptr() : nullptr;
-      out.gy = need_y ? gy.mutable_data_ptr() : nullptr;
-    }
+    const GradOut<T> out = grad_outputs<T>(gx, gy, need_x, need_y, reflect, {planes, g.hp, g.wp}, px, py);
     const int r = int(p.win / 2);
     const int rh = TILE + 4 * r, ch = TILE + 2 * r;
     const T* f = factor.defined() ? factor.const_data_ptr<T>() : nullptr;
@@ -220,7 +115,7 @@ std::tuple<at::Tensor, at::Tensor> run_backward(const char* op, const at::Tensor
       set_smem(kernel, smem);
       kernel<<<dim3(g.tiles, planes), kThreads, smem, stream>>>(
           view_of<scalar_t>(x), view_of<scalar_t>(y), view_of<scalar_t>(mask),
-          view_of<scalar_t>(grad_map), f, g, make_window<T>(p), make_consts<T>(p), out);
+          view_of<scalar_t>(grad_map), f, g, make_window<T>(p), make_ssim_consts<T>(p), out);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   });

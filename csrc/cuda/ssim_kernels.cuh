@@ -153,6 +153,32 @@ __device__ __forceinline__ void horizontal_moments(const T* sx, const T* sy, int
   }
 }
 
+// The x, y tile of padded rows row0 .. row0 + rh and columns col0 .. col0 + rw into sx, sy,
+// then the horizontal Gaussian of its moment sources over `cols` columns into sh.
+template <int STAT, typename scalar_t, typename T>
+__device__ __forceinline__ void row_filtered_tile(const View<scalar_t>& x, const View<scalar_t>& y,
+                                                  const Geometry& g, int64_t n, int64_t c,
+                                                  int64_t row0, int64_t col0, int rh, int rw,
+                                                  int cols, const Window<T>& wnd, T* sx, T* sy,
+                                                  T* sh) {
+  stage_padded_pair<scalar_t, T>(x, y, g, n, c, row0, col0, rh, rw, sx, sy);
+  __syncthreads();
+  horizontal_moments<STAT>(sx, sy, rw, rh, cols, wnd, sh);
+  __syncthreads();
+}
+
+// acc[q] += scale * sum_t g[t] s[q][rr + t][cc] for the NM planes of s (plane stride ps,
+// row stride stride): the vertical Gaussian of one pixel, weighted (by a depth tap).
+template <int NM, typename T>
+__device__ __forceinline__ void add_vertical(const T* s, int ps, int stride, int rr, int cc,
+                                             T scale, const Window<T>& wnd, T* acc) {
+  for (int t = 0; t < wnd.win; ++t) {
+    const T gt = scale * wnd.g[t];
+#pragma unroll
+    for (int q = 0; q < NM; ++q) acc[q] += gt * s[q * ps + (rr + t) * stride + cc];
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Forward: per-tile sums (and the map).
 
@@ -176,10 +202,7 @@ __global__ void __launch_bounds__(kThreads)
   const int tile = blockIdx.x;
   const int64_t o0 = int64_t(tile / g.tiles_w) * TILE, oc0 = int64_t(tile % g.tiles_w) * TILE;
   // Map pixel o sees padded rows o .. o + 2r.
-  stage_padded_pair<scalar_t, T>(x, y, g, n, c, o0, oc0, rh, rw, sx, sy);
-  __syncthreads();
-  horizontal_moments<STAT>(sx, sy, rw, rh, TILE, wnd, sh);
-  __syncthreads();
+  row_filtered_tile<STAT>(x, y, g, n, c, o0, oc0, rh, rw, TILE, wnd, sx, sy, sh);
 
   T swv = 0, sw = 0;
   const int plane_h = rh * TILE;
@@ -188,11 +211,7 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t o = o0 + rr, oc = oc0 + cc;
     if (o >= g.ho || oc >= g.wo) continue;
     T m[5] = {};
-    for (int t = 0; t < wnd.win; ++t) {
-      const T gt = wnd.g[t];
-#pragma unroll
-      for (int q = 0; q < NM; ++q) m[q] += gt * sh[q * plane_h + (rr + t) * TILE + cc];
-    }
+    add_vertical<NM>(sh, plane_h, TILE, rr, cc, T(1), wnd, m);
     T w = T(1);
     if (mask.p != nullptr) {
       const int64_t row = o + r - g.pad, col = oc + r - g.pad;
@@ -236,6 +255,51 @@ struct GradOut {
   int64_t sn = 0, sc = 0, sh = 0, sw = 0;  // element strides of the image gradients
 };
 
+// The horizontal transposed Gaussian of NM coefficient planes sc ([NM][ch][cw], columns
+// starting 2r before the tile) into sa ([NM][ch][TILE]): A_h(row, q) = sum_t g[t] a(row, q - t);
+// the window is symmetric, so sum_t g[t] a[col + t].
+template <int NM, int TILE, typename T>
+__device__ __forceinline__ void transposed_rows(const T* sc, int ch, int cw, const Window<T>& wnd,
+                                                T* sa) {
+  const int cplane = ch * cw, aplane = ch * TILE;
+  for (int idx = threadIdx.x; idx < aplane; idx += kThreads) {
+    const int rr = idx / TILE, cc = idx - rr * TILE;
+    T acc[NM] = {};
+    for (int t = 0; t < wnd.win; ++t) {
+      const T gt = wnd.g[t];
+#pragma unroll
+      for (int q = 0; q < NM; ++q) acc[q] += gt * sc[q * cplane + rr * cw + cc + t];
+    }
+#pragma unroll
+    for (int q = 0; q < NM; ++q) sa[q * aplane + idx] = acc[q];
+  }
+  __syncthreads();
+}
+
+// d/dx = A_mx + 2 x A_v + y A_xy (+ sign(x - y) A_l1) and d/dy of padded pixel (qr, qc)
+// from its transposed-filtered coefficients acc, stored: into the padded opmath buffers at
+// padded_off for reflect padding (folded afterwards), else into the image gradients at
+// base + the pixel's image offset (nothing for a zero-padding pixel).
+template <typename scalar_t, int NM, typename T>
+__device__ __forceinline__ void store_grads(const GradOut<T>& out, const Geometry& g, const T* acc,
+                                            T xv, T yv, int64_t padded_off, int64_t base,
+                                            int64_t qr, int64_t qc) {
+  const T s = NM == 5 ? sign_of(xv - yv) : T(0);
+  const T l1 = NM == 5 ? acc[NM - 1] : T(0);
+  const T gxv = acc[0] + T(2) * xv * acc[2] + yv * acc[3] + s * l1;
+  const T gyv = acc[1] + T(2) * yv * acc[2] + xv * acc[3] - s * l1;
+  if (g.padding == kPadReflect) {
+    if (out.gx) static_cast<T*>(out.gx)[padded_off] = gxv;
+    if (out.gy) static_cast<T*>(out.gy)[padded_off] = gyv;
+    return;
+  }
+  const int64_t i = qr - g.pad, j = qc - g.pad;
+  if (i < 0 || j < 0 || i >= g.h || j >= g.w) return;  // zero padding
+  const int64_t off = base + i * out.sh + j * out.sw;
+  if (out.gx) static_cast<scalar_t*>(out.gx)[off] = static_cast<scalar_t>(gxv);
+  if (out.gy) static_cast<scalar_t*>(out.gy)[off] = static_cast<scalar_t>(gyv);
+}
+
 template <typename scalar_t, int STAT>
 __global__ void __launch_bounds__(kThreads)
     ssim_backward_kernel(View<scalar_t> x, View<scalar_t> y, View<scalar_t> mask,
@@ -259,10 +323,7 @@ __global__ void __launch_bounds__(kThreads)
   const int tile = blockIdx.x;
   const int64_t q0 = int64_t(tile / g.tiles_w) * TILE, qc0 = int64_t(tile % g.tiles_w) * TILE;
   const int64_t p0 = q0 - 2 * r, pc0 = qc0 - 2 * r;  // first map pixel / input of the halo
-  stage_padded_pair<scalar_t, T>(x, y, g, n, c, p0, pc0, rh, rw, sx, sy);
-  __syncthreads();
-  horizontal_moments<STAT>(sx, sy, rw, rh, cw, wnd, sh);
-  __syncthreads();
+  row_filtered_tile<STAT>(x, y, g, n, c, p0, pc0, rh, rw, cw, wnd, sx, sy, sh);
 
   // Coefficients of the map pixels p0 .. p0 + ch - 1 (zero off the map).
   const T f = factor != nullptr ? factor[plane] : T(1);
@@ -273,11 +334,7 @@ __global__ void __launch_bounds__(kThreads)
     T a[5] = {};
     if (o >= 0 && oc >= 0 && o < g.ho && oc < g.wo) {
       T m[5] = {};
-      for (int t = 0; t < wnd.win; ++t) {
-        const T gt = wnd.g[t];
-#pragma unroll
-        for (int q = 0; q < NM; ++q) m[q] += gt * sh[q * mplane + (rr + t) * cw + cc];
-      }
+      add_vertical<NM>(sh, mplane, cw, rr, cc, T(1), wnd, m);
       T w;
       if (grad_map.p != nullptr) {
         w = static_cast<T>(grad_map.plane(n, c)[o * grad_map.sh + oc * grad_map.sw]);
@@ -303,46 +360,19 @@ __global__ void __launch_bounds__(kThreads)
   // symmetric, so with a's columns starting 2r before the tile: sum_t g[t] a[col + t].
   T* sa = sh;  // [NM][ch][TILE]
   const int aplane = ch * TILE;
-  for (int idx = threadIdx.x; idx < aplane; idx += kThreads) {
-    const int rr = idx / TILE, cc = idx - rr * TILE;
-    T acc[NM] = {};
-    for (int t = 0; t < wnd.win; ++t) {
-      const T gt = wnd.g[t];
-#pragma unroll
-      for (int q = 0; q < NM; ++q) acc[q] += gt * sc[q * cplane + rr * cw + cc + t];
-    }
-#pragma unroll
-    for (int q = 0; q < NM; ++q) sa[q * aplane + idx] = acc[q];
-  }
-  __syncthreads();
+  transposed_rows<NM, TILE>(sc, ch, cw, wnd, sa);
 
   // Vertical, then the gradients of the padded pixels q0 + rr, qc0 + cc.
   for (int idx = threadIdx.x; idx < TILE * TILE; idx += kThreads) {
     const int rr = idx / TILE, cc = idx - rr * TILE;
     const int64_t qr = q0 + rr, qc = qc0 + cc;
     if (qr >= g.hp || qc >= g.wp) continue;
-    T acc[5] = {};
-    for (int t = 0; t < wnd.win; ++t) {
-      const T gt = wnd.g[t];
-#pragma unroll
-      for (int q = 0; q < NM; ++q) acc[q] += gt * sa[q * aplane + (rr + t) * TILE + cc];
-    }
+    T acc[NM] = {};
+    add_vertical<NM>(sa, aplane, TILE, rr, cc, T(1), wnd, acc);
     const T xv = sx[(rr + 2 * r) * rw + cc + 2 * r];
     const T yv = sy[(rr + 2 * r) * rw + cc + 2 * r];
-    const T s = NM == 5 ? sign_of(xv - yv) : T(0);
-    const T gxv = acc[0] + T(2) * xv * acc[2] + yv * acc[3] + s * acc[4];
-    const T gyv = acc[1] + T(2) * yv * acc[2] + xv * acc[3] - s * acc[4];
-    if (g.padding == kPadReflect) {  // padded float buffers, folded afterwards
-      const int64_t off = (plane * g.hp + qr) * g.wp + qc;
-      if (out.gx) static_cast<T*>(out.gx)[off] = gxv;
-      if (out.gy) static_cast<T*>(out.gy)[off] = gyv;
-      continue;
-    }
-    const int64_t i = qr - g.pad, j = qc - g.pad;
-    if (i < 0 || j < 0 || i >= g.h || j >= g.w) continue;  // zero padding
-    const int64_t off = n * out.sn + c * out.sc + i * out.sh + j * out.sw;
-    if (out.gx) static_cast<scalar_t*>(out.gx)[off] = static_cast<scalar_t>(gxv);
-    if (out.gy) static_cast<scalar_t*>(out.gy)[off] = static_cast<scalar_t>(gyv);
+    store_grads<scalar_t, NM>(out, g, acc, xv, yv, (plane * g.hp + qr) * g.wp + qc,
+                              n * out.sn + c * out.sc, qr, qc);
   }
 }
 

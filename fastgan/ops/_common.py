@@ -13,9 +13,11 @@ def opmath_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def like_kernel_output(x: torch.Tensor) -> torch.Tensor:
     """An empty tensor laid out as the kernels lay out a gradient of x: channels_last
-    when x is channels_last (and not also plain contiguous), otherwise contiguous."""
-    channels_last = (not x.is_contiguous()) and x.is_contiguous(memory_format=torch.channels_last)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    (channels_last_3d for volumes) when x is (and not also plain contiguous), otherwise
+    contiguous."""
+    last = torch.channels_last_3d if x.dim() == 5 else torch.channels_last
+    channels_last = x.dim() in (4, 5) and not x.is_contiguous() and x.is_contiguous(memory_format=last)
+    fmt = last if channels_last else torch.contiguous_format
     return torch.empty_like(x, memory_format=fmt)
 
 

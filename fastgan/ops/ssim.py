@@ -8,6 +8,9 @@ Ops (schemas in csrc/registration.cpp, Triton twins in fastgan/ops/triton_ssim.p
       -> (sums, weights, gx, gy): gradients for grad = grad_scale on every plane  [CPU]
   ssim_map_forward(x, y, ...) -> map (N, C, H', W');  ssim_map_backward(grad, x, y, ...)
 
+Every op takes (N, C, H, W) images or (N, C, D, H, W) volumes (the window along all three
+axes); "plane" below means an (image, channel) plane or an (image, channel) volume.
+
 The ops return per-plane sums so that every reduction (mean, per image, sum, the ReLU
 of nonnegative SSIM, MS-SSIM's products over scales) is a few torch ops on (N, C)
 tensors, differentiated by autograd, while the kernels only ever see one upstream
@@ -32,10 +35,10 @@ STAT_CODES = {"ssim": 0, "cs": 1, "mix": 2}
 STAT_NAMES = {v: k for k, v in STAT_CODES.items()}
 
 
-def map_shape(x: torch.Tensor, window_size: int, padding: int) -> tuple[int, int, int, int]:
-    n, c, h, w = x.shape
+def map_shape(x: torch.Tensor, window_size: int, padding: int) -> tuple[int, ...]:
+    """(N, C, H', W') for images, (N, C, D', H', W') for volumes."""
     shrink = 2 * (window_size // 2) if padding == 0 else 0
-    return n, c, h - shrink, w - shrink
+    return (*x.shape[:2], *(s - shrink for s in x.shape[2:]))
 
 
 def _grad_like(x: torch.Tensor, needed: bool) -> torch.Tensor:
@@ -125,7 +128,8 @@ def _is_exactly(g: torch.Tensor, value: float) -> bool:
 
 
 def _scale(stored: torch.Tensor, grad_sums: torch.Tensor, grad_scale: float) -> torch.Tensor:
-    factor = (grad_sums.to(opmath_dtype(stored.dtype)) / grad_scale).view(*grad_sums.shape, 1, 1)
+    factor = (grad_sums.to(opmath_dtype(stored.dtype)) / grad_scale).view(
+        *grad_sums.shape, *[1] * (stored.dim() - 2))
     if stored.dtype in (torch.float32, torch.float64):
         return stored * factor
     return (stored.to(factor.dtype) * factor).to(stored.dtype)

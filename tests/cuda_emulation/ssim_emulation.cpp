@@ -7,62 +7,23 @@
 // (tiles, halos, padding, transposed filters) is checked where no GPU exists.
 // Usage: ssim_emulation N C H W window padding stat double mask_channels alpha dir
 // (dir holds x.bin, y.bin, [m.bin], f.bin; the outputs are written there).
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-#include <vector>
-#define __global__
-#define __device__
-#define __host__
-#define __forceinline__ inline
-#define __launch_bounds__(x)
-#define __restrict__ __restrict
-#define __shared__ static
-struct EmuDim { unsigned x = 0, y = 0, z = 0; };
-inline EmuDim threadIdx, blockIdx, blockDim{1, 1, 1};
-inline void __syncthreads() {}
-template <typename T> T __shfl_down_sync(unsigned, T, int) { return T(0); }
-#define FASTGAN_SSIM_THREADS 1
-#define FASTGAN_SSIM_HOST_EMULATION 1
-#include "common/ssim_common.h"
-namespace fastgan::cuda::ssim_kernels {
-alignas(64) unsigned char g_smem[1 << 22];
-template <typename T> T* dynamic_smem() { return reinterpret_cast<T*>(g_smem); }
-}
-#include "cuda/ssim_kernels.cuh"
+#include "emulation.h"
+
 using namespace fastgan;
 using namespace fastgan::cuda::ssim_kernels;
-
-template <typename T> std::vector<T> readf(const std::string& f, size_t n) {
-  std::vector<T> v(n); FILE* fp = fopen(f.c_str(), "rb"); if (!fp) { perror(f.c_str()); exit(1); }
-  if (fread(v.data(), sizeof(T), n, fp) != n) { fprintf(stderr, "short %s\n", f.c_str()); exit(1); }
-  fclose(fp); return v;
-}
-template <typename T> void writef(const std::string& f, const std::vector<T>& v) {
-  FILE* fp = fopen(f.c_str(), "wb"); fwrite(v.data(), sizeof(T), v.size(), fp); fclose(fp);
-}
 
 template <typename T, int STAT>
 void run(int N, int C, int H, int W, int win, int padding, int mask_c, double alpha, const std::string& dir) {
   constexpr int TILE = kTile<T>;
-  const int r = win / 2;
   std::vector<T> x = readf<T>(dir + "/x.bin", size_t(N) * C * H * W), y = readf<T>(dir + "/y.bin", size_t(N) * C * H * W);
   std::vector<T> m; if (mask_c) m = readf<T>(dir + "/m.bin", size_t(N) * mask_c * H * W);
   std::vector<T> f = readf<T>(dir + "/f.bin", size_t(N) * C);
   View<T> vx{x.data(), int64_t(C) * H * W, int64_t(H) * W, W, 1}, vy{y.data(), int64_t(C) * H * W, int64_t(H) * W, W, 1};
   View<T> vm; if (mask_c) vm = View<T>{m.data(), int64_t(mask_c) * H * W, mask_c == 1 ? 0 : int64_t(H) * W, W, 1};
   View<T> none;
-  auto geo = [&](bool padded) {
-    Geometry g{}; g.c = C; g.h = H; g.w = W; g.padding = padding; g.pad = padding == 0 ? 0 : r;
-    g.hp = H + 2 * g.pad; g.wp = W + 2 * g.pad; g.ho = g.hp - 2 * r; g.wo = g.wp - 2 * r;
-    int64_t rows = padded ? g.hp : g.ho, cols = padded ? g.wp : g.wo;
-    g.tiles_w = int((cols + TILE - 1) / TILE); g.tiles = int(g.tiles_w * ((rows + TILE - 1) / TILE)); return g;
-  };
-  Window<T> wnd{}; double gd[kMaxWindow]; ssim_window(win, 1.5, gd); for (int i = 0; i < win; ++i) wnd.g[i] = T(gd[i]); wnd.win = win; wnd.r = r;
-  const double c1 = 0.01 * 0.01, c2 = 0.03 * 0.03;
-  SsimConsts<T> k{T(c1), T(c2), T(alpha), T((1 - alpha) / 1.0)};
+  auto geo = [&](bool padded) { return emu_geometry(C, H, W, win, padding, TILE, padded); };
+  const Window<T> wnd = emu_window<T>(win);
+  const SsimConsts<T> k = emu_consts<T>(alpha);
   const int P = N * C;
   // forward
   Geometry g = geo(false);
