@@ -80,7 +80,8 @@ def interleaved_ratio(benchmark, base, other, rounds: int) -> dict:
 
 def report_side_by_side(request, rows: list, filename: str) -> None:
     """At the end of a module: rows of interleaved ratios (what, peer, fastgan_ms, peer_ms,
-    ratio, and any extra keys) written to results/FILENAME and printed."""
+    ratio, and any extra keys; or what, peer, peak_extra_memory_x_input) written to
+    results/FILENAME and printed."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or capture is None or not rows:
@@ -93,6 +94,10 @@ def report_side_by_side(request, rows: list, filename: str) -> None:
         reporter.write_line("")
         reporter.write_line("side-by-side ratios (peer / fastgan, calls alternating; median of rounds)")
         for row in rows:
+            if "peak_extra_memory_x_input" in row:
+                reporter.write_line(f"  {row['what']:<12}{row['peer']:<20}peak extra memory "
+                                    f"{row['peak_extra_memory_x_input']:.2f} x one input")
+                continue
             reporter.write_line(
                 f"  {row['what']:<12}{row['peer']:<20}fastgan {row['fastgan_ms']:8.2f} ms"
                 f"  peer {row['peer_ms']:9.2f} ms  x{row['ratio']:7.2f}")
@@ -126,6 +131,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for b in sorted(benches, key=lambda b: b.stats.median):
             impl = b.extra_info.get("impl", b.name)
             ratio = b.stats.median / base
+            if b.extra_info.get("memory_only"):  # a memory probe: its time means nothing
+                write(f"    {impl:<28}peak extra memory {b.extra_info['peak_extra_memory_x_input']:.2f}"
+                      " x one input")
+                rows.append({"group": group, "impl": impl, **b.extra_info})
+                continue
             extra = ""
             if "bytes" in b.extra_info:
                 extra = f"  {b.extra_info['bytes'] / b.stats.median / 1e9:8.1f} GB/s"
