@@ -1,6 +1,7 @@
 # fastgan: two commands on a fresh machine.
 #   make demo   set everything up, build, run the main job on built-in data
 #   make test   set everything up, build, run the test suite (what CI runs)
+#   make quality  train and score the README quality tables (TABLE=..., MINUTES=...; ~1.5 h for all)
 # On a machine whose Python already holds torch (e.g. the GPU machine, no registry):
 #   make test PYTHON=python3 NO_VENV=1
 PYTHON ?= python3
@@ -22,7 +23,7 @@ BUILD_DEPS := scikit-build-core pybind11 "cmake>=3.26" ninja numpy pillow
 TEST_DEPS := pytest hypothesis pytest-benchmark expecttest scikit-image pytorch-msssim torchmetrics kornia scipy "opencv-python-headless<5"
 TRITON_DEP := triton
 
-.PHONY: setup build test demo bench info clean
+.PHONY: setup build test demo bench quality info clean
 .DEFAULT_GOAL := test
 
 $(VENV)/bin/python:
@@ -59,6 +60,13 @@ demo: build
 
 bench: build
 	$(PY) -m pytest bench --benchmark-only --benchmark-group-by=group --benchmark-columns=min,median,mean,rounds $(PYTEST_ARGS)
+
+# The README quality tables: TABLE=pix2pix|pix2pix-levers|mask-removal|completion|vae|simgan|all;
+# MINUTES=M gives every row that budget instead of its own (e.g. MINUTES=2 for a quick look).
+TABLE ?= all
+MINUTES ?=
+quality: build
+	$(PY) -m fastgan quality --table $(TABLE) $(if $(MINUTES),--minutes $(MINUTES)) $(QUALITY_ARGS)
 
 info: build
 	$(PY) -m fastgan info

@@ -8,7 +8,6 @@ are written to bench/results/<device>.json (with the CPU/GPU name) for the READM
 from __future__ import annotations
 
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -17,23 +16,12 @@ import pytest
 import torch
 
 from fastgan.host_memory import keep_freed_memory
+from fastgan.machine import device_name
 
 RESULTS = Path(__file__).parent / "results"
 # Every entry alike: freed blocks stay mapped, so timings measure the work and not the
 # page faults of re-mapping each output (which came one call in two, 5x the op's time).
 KEEP_FREED_MEMORY = keep_freed_memory()
-
-
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
-    except OSError:
-        pass
-    return platform.processor() or "cpu"
 
 
 @pytest.fixture(scope="session")

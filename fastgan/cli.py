@@ -10,6 +10,7 @@ import sys
 import warnings
 
 from fastgan.metrics.cli import add_parsers as add_eval_parsers
+from fastgan.quality.cli import add_parsers as add_quality_parsers
 from fastgan.train.cli import add_parsers as add_train_parsers
 
 
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     occ.set_defaults(func=_cmd_occlude)
     add_train_parsers(sub)  # train, infer
     add_eval_parsers(sub)  # eval
+    add_quality_parsers(sub)  # quality
     return parser
 
 

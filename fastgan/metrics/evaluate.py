@@ -242,8 +242,10 @@ def evaluate_checkpoint(evaluator: Evaluator, reconstructor, data: str, *, kinds
         evaluator.add_reference(clean)
         for kind in kinds:
             occluded, mask = occlude_chunk(clean, kind, c, seed, lm, occluders[kind])
-            outs = [reconstructor(occluded[i:i + batch], mask[i:i + batch]).float().clamp(0, 1)
-                    for i in range(0, len(idx), batch)]
+            # the mask only where the model needs it: one that predicts it is scored on its own
+            given = mask if getattr(reconstructor, "uses_mask", True) else None
+            outs = [reconstructor(occluded[i:i + batch], None if given is None else given[i:i + batch])
+                    .float().clamp(0, 1) for i in range(0, len(idx), batch)]
             evaluator.add(torch.cat(outs), clean, mask, kind, names=[names[i] for i in idx], inputs=occluded)
         done = idx[-1] + 1
         if c % 8 == 7 or done == n:

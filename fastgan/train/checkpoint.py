@@ -97,6 +97,18 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     return state
 
 
+def ema_name(generator: str) -> str:
+    """The checkpoint's name for the weight EMA of ``generator`` (``--ema``), which inference
+    loads in its place."""
+    return f"{generator}_ema"
+
+
+def inference_weights_name(state: dict, generator: str) -> str:
+    """The weights inference should load: the EMA where the checkpoint has one."""
+    models = state.get("models") if isinstance(state.get("models"), dict) else {}
+    return ema_name(generator) if ema_name(generator) in models else generator
+
+
 def load_weights(module: torch.nn.Module, state: dict, name: str, path=None) -> None:
     """``module.load_state_dict(state["models"][name])``; CheckpointError naming the file when
     the checkpoint holds no such model or one of another shape (another recipe's)."""

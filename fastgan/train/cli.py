@@ -61,7 +61,7 @@ def _add_infer(sub) -> None:
     p.add_argument("in_dir", help="folder of (occluded) images")
     p.add_argument("out_dir", help="output folder")
     p.add_argument("--mask", metavar="DIR", default=None,
-                   help="masks with the same names (255 = occluded); needed by completion")
+                   help="masks with the same names (255 = occluded); needed by completion and --compose given models; a pix2pix model that predicts the mask uses these instead")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--batch", type=int, default=16, help="images per batch (default 16)")
     p.set_defaults(func=_cmd_infer)

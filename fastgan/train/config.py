@@ -14,14 +14,24 @@ GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 BASE_RECON = ("l1", "l2", "cosine-sum", "cosine-mean", "ssim", "ssim+l1")
 RECON_LOSSES = BASE_RECON + tuple(f"masked-{r}" for r in BASE_RECON)
 OCCLUSIONS = ("none", "nose-mask", "blur", "partial", "full", "square", "strokes", "mix")
+# pix2pix / mask-removal output: "none" the generator's image as is; "given" the input kept
+# outside the true mask (inference needs --mask); "predicted" the generator also predicts
+# the mask and the input is kept outside it (a given mask overrides the prediction).
+COMPOSE = ("none", "given", "predicted")
 
 # Per-recipe defaults for the options left at None.
+# pix2pix and mask-removal: the best configuration measured (README, Quality): SSIM + L1,
+# the mask predicted and the input kept outside it, the generator's EMA for inference, the
+# learning rate decayed to 0 over the second half of the run (of --steps or --minutes).
+_RECONSTRUCTION = dict(compose="predicted", ema=0.999, lr_decay="linear")
 RECIPE_DEFAULTS = {
-    "pix2pix": dict(occlusion="nose-mask", recon_loss="l1", recon_weight=100.0),
-    "mask-removal": dict(occlusion="nose-mask", recon_loss="cosine-sum", recon_weight=100.0),
-    "simgan": dict(occlusion="none", recon_loss="l1", recon_weight=1.0),
-    "completion": dict(occlusion="square", recon_loss="masked-l1", recon_weight=100.0),
-    "vae": dict(occlusion="nose-mask", recon_loss="ssim+l1", recon_weight=1.0),
+    "pix2pix": dict(occlusion="nose-mask", recon_loss="ssim+l1", recon_weight=100.0, **_RECONSTRUCTION),
+    "mask-removal": dict(occlusion="nose-mask", recon_loss="cosine-sum", recon_weight=100.0,
+                         **_RECONSTRUCTION),
+    "simgan": dict(occlusion="none", recon_loss="l1", recon_weight=1.0, ema=0.0, lr_decay="none"),
+    "completion": dict(occlusion="square", recon_loss="masked-l1", recon_weight=100.0, ema=0.0,
+                       lr_decay="none"),
+    "vae": dict(occlusion="nose-mask", recon_loss="ssim+l1", recon_weight=1.0, ema=0.0, lr_decay="none"),
 }
 
 # Options that may differ when a run is resumed (they do not change what is computed).
@@ -67,15 +77,16 @@ class TrainConfig:
     lr_d: float | None = field(default=None, metadata={"help": "discriminator learning rate (--lr)"})
     beta1: float = field(default=0.5, metadata={"help": "Adam beta1"})
     beta2: float = field(default=0.999, metadata={"help": "Adam beta2"})
-    lr_decay: str = field(default="none", metadata={"help": "none, or linear to 0 (needs --steps)"})
+    lr_decay: str | None = field(default=None, metadata={"help": "none, or linear to 0 at the end of --steps or --minutes (recipe default)"})
+    ema: float | None = field(default=None, metadata={"help": "decay of the generator's weight EMA used for validation and inference, 0: none (recipe default)"})
     decay_start: float = field(default=0.5, metadata={"help": "fraction of --steps where decay starts"})
     gan_loss: str = field(default="vanilla", metadata={"help": "vanilla, lsgan or hinge"})
     gan_weight: float = field(default=1.0, metadata={"help": "weight of the generator's adversarial loss"})
     recon_loss: str | None = field(default=None, metadata={"help": "reconstruction loss (recipe default)"})
     recon_weight: float | None = field(default=None, metadata={"help": "its weight (lambda)"})
-    compose: bool = field(default=False, metadata={"help": "pix2pix: keep the input outside the mask"})
-    ngf: int = field(default=64, metadata={"help": "generator width"})
-    ndf: int = field(default=64, metadata={"help": "discriminator width"})
+    compose: str | None = field(default=None, metadata={"help": "pix2pix: keep the input outside the mask: none, given or predicted"})
+    ngf: int | None = field(default=None, metadata={"help": "generator width (default: by recipe, size and device)"})
+    ndf: int | None = field(default=None, metadata={"help": "discriminator width (as --ngf)"})
     n_layers: int = field(default=3, metadata={"help": "PatchGAN layers (3: 70x70)"})
     norm: str = field(default="instance", metadata={"help": "instance, batch or none"})
     dropout: bool = field(default=False, metadata={"help": "pix2pix dropout in the U-Net"})
@@ -106,6 +117,8 @@ class TrainConfig:
             if name not in names:
                 raise ConfigError(f"{source}: unknown option {key!r}")
             clean[name] = value
+        if isinstance(clean.get("compose"), bool):   # configs before compose had modes
+            clean["compose"] = "given" if clean["compose"] else "none"
         return cls(**clean)
 
     @classmethod
@@ -125,13 +138,16 @@ class TrainConfig:
 
     # -- checks and defaults -------------------------------------------------------------
 
-    def resolved(self) -> "TrainConfig":
-        """A validated copy with the recipe's defaults filled in."""
+    def resolved(self, device_type: str = "cuda") -> "TrainConfig":
+        """A validated copy with the recipe's defaults filled in (for a run on ``device_type``)."""
         self.validate()
         cfg = dataclasses.replace(self)
         for key, value in RECIPE_DEFAULTS[cfg.recipe].items():
             if getattr(cfg, key) is None:
                 setattr(cfg, key, value)
+        width = default_width(cfg.recipe, cfg.size, device_type)
+        cfg.ngf = width if cfg.ngf is None else cfg.ngf
+        cfg.ndf = width if cfg.ndf is None else cfg.ndf
         if cfg.lr_d is None:
             cfg.lr_d = cfg.lr
         if cfg.val_every is None:
@@ -184,14 +200,16 @@ class TrainConfig:
         if self.occlusion is not None:
             choice("occlusion", OCCLUSIONS)
         integer("seed", 0)
-        for name in ("log_every", "save_every", "keep_last", "synthetic_n", "val_images", "ngf", "ndf",
+        for name in ("log_every", "save_every", "keep_last", "synthetic_n", "val_images",
                      "n_layers", "history_size", "latent_dim", "refiner_blocks"):
             integer(name, 1)
+        integer("ngf", 1, optional=True)
+        integer("ndf", 1, optional=True)
         integer("val_every", 1, optional=True)
         integer("workers", 0, optional=True)
         integer("samples", 0)
         integer("max_bad_steps", 0)
-        for name in ("resume", "cuda_graphs", "compose", "dropout", "mask_head", "tensorboard", "progress"):
+        for name in ("resume", "cuda_graphs", "dropout", "mask_head", "tensorboard", "progress"):
             boolean(name)
         for name in ("compile", "channels_last"):   # None: decided by the device
             if getattr(self, name) is not None:
@@ -199,6 +217,11 @@ class TrainConfig:
         string("compile_backend")
         string("cache")
         choice("amp", ("auto", "bf16", "fp32"))
+        if self.compose is not None:
+            choice("compose", COMPOSE)
+        number("ema", 0, 1, optional=True)
+        if self.ema is not None and self.ema >= 1:
+            raise bad("ema", "a decay in [0, 1) (0: no EMA)", self.ema)
         if not (isinstance(self.device, str) and (self.device in ("auto", "cpu", "cuda")
                                                    or self.device.startswith("cuda:"))):
             raise bad("device", "auto, cpu, cuda or cuda:N", self.device)
@@ -206,7 +229,8 @@ class TrainConfig:
         number("lr_d", open_lo=True, optional=True)
         number("beta1", 0, 1)
         number("beta2", 0, 1)
-        choice("lr_decay", ("none", "linear"))
+        if self.lr_decay is not None:
+            choice("lr_decay", ("none", "linear"))
         number("decay_start", 0, 1)
         choice("gan_loss", GAN_LOSSES)
         if self.recon_loss is not None:
@@ -220,8 +244,6 @@ class TrainConfig:
         string("parsing_model", optional=True)
         if self.steps is None and self.minutes is None:
             raise ConfigError("give --steps N or --minutes M (or both): the run needs an end")
-        if self.lr_decay == "linear" and self.steps is None:
-            raise ConfigError("--lr-decay linear needs --steps (the decay ends at the last step)")
         if self.parsing_weight > 0 and self.parsing_model is None:
             raise ConfigError("--parsing-weight > 0 needs --parsing-model FILE.pt2 (a torch.export'ed "
                               "face parser returning (N, K, H, W) logits)")
@@ -238,6 +260,15 @@ class TrainConfig:
             raise bad("size", "a power of two for the U-Net", self.size)
         if self.cuda_graphs and self.compile is False:
             raise ConfigError("--cuda-graphs needs --compile (it is torch.compile's reduce-overhead mode)")
+
+
+def default_width(recipe: str, size: int, device_type: str) -> int:
+    """The default --ngf / --ndf. pix2pix and mask-removal at 64 px or less on a CPU: 32 (a
+    quarter of the FLOPs, so more steps in a CPU-minute budget: the width of the README's CPU
+    quality runs); everywhere else the papers' 64."""
+    if recipe in ("pix2pix", "mask-removal") and size <= 64 and device_type == "cpu":
+        return 32
+    return 64
 
 
 def read_toml(path: str | Path) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from fastgan.train.checkpoint import CheckpointError, load_checkpoint, load_weights
+from fastgan.train.checkpoint import CheckpointError, inference_weights_name, load_checkpoint, load_weights
 from fastgan.train.config import TrainConfig
 from fastgan.train.recipes import RECIPES
 
@@ -18,7 +18,9 @@ __all__ = ["Reconstructor", "load_reconstructor", "reconstruct_folder"]
 
 
 class Reconstructor:
-    """A trained generator in eval mode. ``size``, ``recipe``, ``occlusion``, ``config``."""
+    """A trained generator in eval mode. ``size``, ``recipe``, ``occlusion``, ``config``.
+    Called with the occluded images and optionally their masks; a model that predicts the
+    mask (pix2pix's default) uses a given one instead of its own."""
 
     def __init__(self, state: dict, device="cpu"):
         where = state.get("path", "the checkpoint")
@@ -35,7 +37,7 @@ class Reconstructor:
         recipe = RECIPES[cfg.recipe](cfg, self.device)
         nets = recipe.build()
         gen = nets[recipe.generator]
-        load_weights(gen, state, recipe.generator)
+        load_weights(gen, state, inference_weights_name(state, recipe.generator))
         gen.to(self.device).eval()
         recipe.nets = {recipe.generator: gen}
         self._recipe = recipe
@@ -49,15 +51,13 @@ class Reconstructor:
         n, _, h, w = occluded.shape
         if (h, w) != (self.size, self.size):
             raise ValueError(f"Reconstructor: images must be {self.size}x{self.size} (the model size), got {h}x{w}")
-        if mask is None:
-            if self.uses_mask:
-                raise ValueError(f"Reconstructor: the {self.recipe} model needs the occlusion mask")
-            mask = torch.zeros(n, 1, h, w)
-        if mask.shape != (n, 1, h, w):
+        if mask is None and self.uses_mask:
+            raise ValueError(f"Reconstructor: the {self.recipe} model needs the occlusion mask")
+        if mask is not None and mask.shape != (n, 1, h, w):
             raise ValueError(f"Reconstructor: mask must be (N, 1, {h}, {w}), got {tuple(mask.shape)}")
         x = occluded.to(self.device, torch.float32)
-        m = (mask.to(self.device) > 0.5).float()
-        return self._recipe.reconstruct(x, m)
+        m = None if mask is None else (mask.to(self.device) > 0.5).float()
+        return self._recipe.reconstruct(x, m)   # no mask: the model's own (or none)
 
     def __repr__(self) -> str:
         return f"Reconstructor({self.recipe}, size={self.size}, occlusion={self.occlusion}, step={self.step})"
@@ -105,7 +105,7 @@ def reconstruct_folder(checkpoint, src, dst, mask_dir=None, *, device="cpu", bat
             m = torch.stack([(decode(by_stem[masks[i]], rec.size, mode="L", resample="nearest")[0] > 127)
                              for i in idx]).float()
         else:
-            m = torch.zeros(len(idx), 1, rec.size, rec.size)
+            m = None
         out = rec(images, m).cpu()
         for j, i in enumerate(idx):
             path = dst / Path(names[i]).with_suffix(".png")

@@ -16,6 +16,7 @@ recipes stay plain math:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import signal
@@ -143,7 +144,7 @@ class Trainer:
             step, _ = self.manager.steps()[-1]
             raise ConfigError(f"{out} already holds a run (checkpoint at step {step}): pass --resume "
                               "to continue it, or choose another --out")
-        cfg = cfg.resolved()
+        cfg = cfg.resolved(self.device.type)
         # On GPUs compile and channels_last pay; on the CPU (measured in bench/test_bench_train.py)
         # eager NCHW is faster at these model sizes, so they default off there.
         gpu = self.device.type == "cuda"
@@ -175,7 +176,8 @@ class Trainer:
             self.params[name] = params
             self.optimizers[name] = torch.optim.Adam(params, lr=lr, betas=(cfg.beta1, cfg.beta2),
                                                      fused=fused or None, foreach=None if fused else True)
-            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(self.optimizers[name], _lr_factor(cfg))
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(self.optimizers[name],
+                                                                      _lr_factor(cfg, self._progress))
         self.d_params = [p for m in recipe.discriminators for p in nets[m].parameters()]
         # Fused Adam skips its update on the device when its found_inf is set: with
         # max_bad_steps, from a check of every gradient (identical on all ranks after DDP's
@@ -188,7 +190,14 @@ class Trainer:
             opt.found_inf = self.found[name]
         self._one = torch.ones((), device=self.device)
 
+        # The generator's weight EMA: what validation, samples and inference use.
+        self.ema = None
+        if cfg.ema > 0:
+            self.ema = copy.deepcopy(nets[recipe.generator]).requires_grad_(False)
+            self._ema_pairs = (list(self.ema.parameters()), list(nets[recipe.generator].parameters()))
+
         self.step = 0
+        self._elapsed_before = 0.0   # seconds of training before this session (resumed runs)
         self.acc_keys: list[str] | None = None
         self.acc_sum = self.acc_n = None
         self.bad_count = torch.zeros((), dtype=torch.long, device=self.device)
@@ -266,6 +275,7 @@ class Trainer:
             "recipe": self.cfg.recipe,
             "step": self.step,
             "models": {k: v.state_dict() for k, v in self.recipe.nets.items() if k != "parsing"},
+            "elapsed_s": self._elapsed_before + self._session_elapsed(),
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "rng": ckpt.rng_state(self.device, self.rng),
@@ -274,6 +284,8 @@ class Trainer:
             "bad_count": self.bad_count,
             "torch": str(torch.__version__),
         }
+        if self.ema is not None:   # inference loads it in place of the generator
+            s["models"][ckpt.ema_name(self.recipe.generator)] = self.ema.state_dict()
         if self.acc_keys is not None:
             s["accumulators"] = {"keys": list(self.acc_keys), "sum": self.acc_sum, "n": self.acc_n,
                                  "bad_keys": self.bad_keys}
@@ -290,8 +302,15 @@ class Trainer:
                 raise ckpt.CheckpointError(f"{s.get('path')}: its {k!r} optimiser state does not fit ({e})") from e
         for k, sd in s["schedulers"].items():
             self.schedulers[k].load_state_dict(sd)
+        if self.ema is not None:
+            name = ckpt.ema_name(self.recipe.generator)
+            if name in s["models"]:
+                ckpt.load_weights(self.ema, s, name)
+            else:   # a run without EMA resumed with it: start from the current weights
+                self.ema.load_state_dict(self.recipe.nets[self.recipe.generator].state_dict())
         self.recipe.load_extra_state(s.get("extra", {}))
         self.step = int(s["step"])
+        self._elapsed_before = float(s.get("elapsed_s", 0.0))
         self.best = dict(s.get("best", self.best))
         self.bad_count.copy_(s.get("bad_count", self.bad_count))
         acc = s.get("accumulators")
@@ -340,9 +359,30 @@ class Trainer:
             g = self.g_fn(b, gen)
         g["loss_g"].backward()
         self._optimizer_step("G", g["loss_g"])
+        if self.ema is not None:
+            self._update_ema()
         r.after_step(b, gen)
         losses.update(g)
         return losses
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        # the decay ramps up (the EMA of the first steps would remember the random init)
+        decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        torch._foreach_lerp_(self._ema_pairs[0], self._ema_pairs[1], 1 - decay)
+
+    def _progress(self, step: int) -> float:
+        """The fraction of the run done: of --steps, or of --minutes, whichever is further."""
+        done = 0.0
+        if self.cfg.steps:
+            done = step / self.cfg.steps
+        if self.cfg.minutes and getattr(self, "_start", None) is not None:
+            done = max(done, self._session_elapsed() / (self.cfg.minutes * 60))
+        return min(done, 1.0)
+
+    def _session_elapsed(self) -> float:
+        start = getattr(self, "_start", None)
+        return 0.0 if start is None else time.monotonic() - start
 
     def _accumulate(self, losses: dict) -> None:
         if self.acc_keys is None:
@@ -434,9 +474,25 @@ class Trainer:
 
     # ------------------------------------------------------------------ saving
 
+    @contextlib.contextmanager
+    def _inference_weights(self):
+        """The EMA generator in the recipe's bare modules for the block (if there is one)."""
+        name = self.recipe.generator
+        trained = self.recipe.nets[name]
+        if self.ema is not None:
+            self.recipe.nets[name] = self.ema
+        try:
+            yield
+        finally:
+            self.recipe.nets[name] = trained
+
     def _validate(self) -> dict:
         if not self.dist.main or self.val_loader is None:
             return {}
+        with self._inference_weights():
+            return self._validate_now()
+
+    def _validate_now(self) -> dict:
         metrics = evaluate(self.recipe, self.val_loader, self.cfg.val_images)
         if self.cfg.samples > 0:
             if self._sample_batch is None:
@@ -625,17 +681,17 @@ class Trainer:
                            dict(self.last_validation), self.last_sample, self.last_img_s)
 
 
-def _lr_factor(cfg: TrainConfig):
-    """pix2pix's schedule: constant, then (with lr_decay linear) down to 0 at the last step."""
+def _lr_factor(cfg: TrainConfig, progress):
+    """pix2pix's schedule: constant, then (with lr_decay linear) down to 0 at the end of the
+    run, ``progress(step)`` being the fraction done (of --steps or --minutes)."""
     if cfg.lr_decay != "linear":
         return _constant
-    total = cfg.steps
-    start = int(cfg.decay_start * total)
 
     def linear(step: int) -> float:
-        if step < start:
+        done = progress(step)
+        if done < cfg.decay_start:
             return 1.0
-        return max(0.0, (total - step) / max(1, total - start))
+        return max(0.0, (1 - done) / max(1e-9, 1 - cfg.decay_start))
 
     return linear
 

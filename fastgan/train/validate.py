@@ -3,7 +3,7 @@
 ``evaluate`` reconstructs the held-out images (eval mode, no gradient, the same occlusions
 every time: the loader's epoch 0) and reports the mean per-image SSIM and PSNR of the full
 image and of the occluded region (``fg.ssim``/``fg.psnr`` with the mask; images whose mask
-is empty do not count there). ``write_samples`` saves a grid with one row per image:
+is empty do not count there). A model that predicts the mask is not given it. ``write_samples`` saves a grid with one row per image:
 occluded | output | target."""
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ def batch_views(recipe, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.
     """(input, mask, target) of a loader batch in [0, 1], as the recipe reconstructs them."""
     b = recipe.prepare(batch)
     return (b["input"] + 1) * 0.5, b["mask"], (b["target"] + 1) * 0.5
+
+
+def _given_mask(recipe, mask: torch.Tensor) -> torch.Tensor | None:
+    """What inference is given: nothing for a model that predicts the mask itself, as
+    ``fastgan infer`` without ``--mask`` (the honest figure: the mask is not known there)."""
+    return None if recipe.infers_mask else mask
 
 
 @contextlib.contextmanager
@@ -52,7 +58,7 @@ def evaluate(recipe, loader, limit: int | None = None) -> dict[str, float]:
             if limit is not None:
                 keep = limit - n_full
                 occluded, mask, target = occluded[:keep], mask[:keep], target[:keep]
-            out = recipe.reconstruct(occluded, mask).float()
+            out = recipe.reconstruct(occluded, _given_mask(recipe, mask)).float()
             target = target.float()
             sums["ssim"] += fg.ssim(out, target, reduction="none").sum().item()
             sums["psnr"] += fg.psnr(out, target, reduction="none").clamp(max=100).sum().item()
@@ -77,7 +83,7 @@ def write_samples(recipe, batch: dict, path: str | Path, rows: int) -> Path:
     with eval_mode(recipe.nets):
         occluded, mask, target = batch_views(recipe, batch)
         occluded, mask, target = occluded[:rows], mask[:rows], target[:rows]
-        out = recipe.reconstruct(occluded, mask)
+        out = recipe.reconstruct(occluded, _given_mask(recipe, mask))
     tiles = torch.stack([occluded.float(), out.float(), target.float()], 1).flatten(0, 1)
     path = Path(path)
     write_png(path, make_grid(tiles.cpu(), nrow=3))

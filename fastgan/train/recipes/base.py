@@ -64,6 +64,7 @@ class Recipe:
     generator = "G"                    # the model inference runs
     discriminators: tuple[str, ...] = ("D",)
     uses_mask = False                  # does inference need the occlusion mask?
+    infers_mask = False                # does the generator predict it (a given one overrides)?
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         self.cfg, self.device = cfg, device
@@ -125,8 +126,11 @@ class Recipe:
     # -- inference -----------------------------------------------------------------------
 
     @torch.no_grad()
-    def reconstruct(self, occluded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[0, 1] occluded images (and mask) -> [0, 1] reconstructions, with the bare modules."""
+    def reconstruct(self, occluded: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """[0, 1] occluded images (and mask; None: none given) -> [0, 1] reconstructions,
+        with the bare modules."""
+        if mask is None and not self.infers_mask:
+            mask = torch.zeros_like(occluded[:, :1])
         b = {"input": to_signed(occluded), "target": to_signed(occluded), "mask": mask}
         return to_unit(self._infer(b).float())
 
