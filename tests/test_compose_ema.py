@@ -17,7 +17,7 @@ from train_config import tiny_config
 
 def test_pix2pix_defaults_are_the_measured_best():
     cfg = TrainConfig(recipe="pix2pix", steps=1).resolved("cpu")
-    assert (cfg.recon_loss, cfg.compose, cfg.ema, cfg.lr_decay) == ("ssim+l1", "predicted", 0.999, "linear")
+    assert (cfg.recon_loss, cfg.compose, cfg.ema, cfg.lr_decay) == ("masked-ssim+l1", "predicted", 0.999, "linear")
     assert (cfg.ngf, cfg.ndf) == (32, 32)
     # the width rule: half width only for a CPU at <= 64 px
     assert TrainConfig(recipe="pix2pix", steps=1, size=128).resolved("cpu").ngf == 64
@@ -125,3 +125,11 @@ def test_masked_loss_still_composes_with_the_given_mask():
     none = RECIPES["pix2pix"](TrainConfig(steps=1, recon_loss="masked-l1", compose="none").resolved("cpu"),
                               torch.device("cpu"))
     assert none.compose == "given" and none.uses_mask
+
+
+def test_completion_without_local_discriminator_builds_none(tmp_path):
+    result = train(tiny_config(tmp_path, "completion", local_weight=0.0, steps=2, size=32))
+    state = load_checkpoint(result.checkpoint)
+    assert "D_local" not in state["models"] and "D" in state["models"]
+    recs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert "g_local" not in recs[-1] and math.isfinite(recs[-1]["loss_g"])

@@ -150,7 +150,9 @@ def test_another_recipes_checkpoint_is_refused_naming_the_file(run_dir, tmp_path
     assert "step-00000001.pt" in line and "recipe" in line
     # simgan weights under a pix2pix configuration: they do not fit, and the message says where
     state = torch.load(run_dir / "checkpoints" / "step-00000001.pt", weights_only=True)
-    state["models"]["G"] = torch.load(simgan / "checkpoints" / "step-00000001.pt", weights_only=True)["models"]["G"]
+    simgan_g = torch.load(simgan / "checkpoints" / "step-00000001.pt", weights_only=True)["models"]["G"]
+    for name in [n for n in state["models"] if n.startswith("G")]:  # G and its EMA, which infer prefers
+        state["models"][name] = simgan_g
     mixed = tmp_path / "mixed.pt"
     torch.save(state, mixed)
     assert main(["infer", str(mixed), str(tmp_path), str(tmp_path / "o")]) == 2

@@ -22,7 +22,7 @@ def test_every_row_is_a_valid_configuration(tmp_path):
 
 
 def test_default_rows_pass_no_options():
-    for name in ("pix2pix-default-16", "pix2pix-default-8", "mask-removal-default-4"):
+    for name in ("pix2pix-default-16", "pix2pix-default-8", "mask-removal-default-3"):
         assert ROWS[name].options == {}
         assert "--recon-loss" not in train_command(ROWS[name], "DIR")
 
@@ -61,7 +61,7 @@ def test_random_features_are_fixed_and_tell_sets_apart():
 
 
 def test_quality_rows_train_score_and_resume(faces_dir, tmp_path, capsys, one_thread):
-    rows = "pix2pix-default-8,vae-default-4,simgan-default-4"
+    rows = "pix2pix-default-8,vae-default-3,simgan-default-3"
     argv = ["quality", "--rows", rows, "--steps", "2", "--limit", "16", "--data", str(faces_dir),
             "--out", str(tmp_path)]
     assert main(argv) == 0
@@ -72,11 +72,20 @@ def test_quality_rows_train_score_and_resume(faces_dir, tmp_path, capsys, one_th
     assert p2p["metrics"]["mask_given"] is False     # the default model predicts its mask
     for key in ("ssim", "psnr", "ssim_occluded", "psnr_occluded"):
         assert 0 < p2p["metrics"][key] < 100
-    vae = summary["rows"]["vae-default-4"]["metrics"]
+    vae = summary["rows"]["vae-default-3"]["metrics"]
     assert 0 < vae["ssim_face"] <= 1 and 0 < vae["l1_face"] < 1
-    sim = summary["rows"]["simgan-default-4"]["metrics"]
+    sim = summary["rows"]["simgan-default-3"]["metrics"]
     assert sim["images"] == 16 and sim["selfreg_l1"] >= 0 and "kid_unrefined" in sim
     # a second call keeps the scored rows instead of training them again
     capsys.readouterr()
     assert main(argv) == 0
     assert capsys.readouterr().out.count("scored before, kept") == 3
+    # and --report prints them as the README's tables
+    assert main(["quality", "--report", "--out", str(tmp_path)]) == 0
+    report = capsys.readouterr().out
+    assert "| defaults (`pix2pix-default-8`) | 2 steps | 2 |" in report and "KID refined" in report
+
+
+def test_report_without_a_run_is_one_line(tmp_path, capsys):
+    assert main(["quality", "--report", "--out", str(tmp_path)]) == 2
+    assert "metrics.json does not exist" in one_line_error(capsys)

@@ -67,8 +67,9 @@ def test_checkpoints_load_with_weights_only_and_hold_everything(tmp_path):
     state = torch.load(result.checkpoint, weights_only=True)    # no pickled classes inside
     assert state["format"] == ckpt.FORMAT and state["step"] == 2
     assert set(state) >= {"config", "models", "optimizers", "schedulers", "rng", "best", "extra"}
-    assert set(state["models"]) == {"G", "D"} and set(state["optimizers"]) == {"G", "D"}
-    assert state["config"]["recipe"] == "pix2pix" and state["config"]["recon_loss"] == "l1"
+    # G_ema: the generator's running average (pix2pix default), which inference uses
+    assert set(state["models"]) == {"G", "G_ema", "D"} and set(state["optimizers"]) == {"G", "D"}
+    assert state["config"]["recipe"] == "pix2pix" and state["config"]["recon_loss"] == "masked-ssim+l1"  # resolved
     assert state["rng"]["torch"].dtype == torch.uint8
 
 

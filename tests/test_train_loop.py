@@ -3,12 +3,14 @@ log, sample grids and configuration errors (CPU, tiny models)."""
 
 import json
 import math
+import signal
 
 import pytest
 import torch
 
 from fastgan.train import ConfigError, TrainConfig, TrainingDiverged, train
 from fastgan.train.checkpoint import load_checkpoint
+from fastgan.train.loop import Trainer
 from fastgan.train.recipes import Pix2Pix
 
 from train_config import SMALL_RECIPE_PARTS, tiny_config
@@ -32,17 +34,32 @@ def losses(out):
 
 # ------------------------------------------------------------------ exact resume
 
+def stopped_by_signal_after(steps: int, monkeypatch, cfg: TrainConfig):
+    """Train ``cfg`` as if SIGTERM arrived during step ``steps``: the run stops after it."""
+    real_step = Trainer._train_step
+
+    def step(self, batch):
+        if self.step == steps - 1:
+            self._on_signal(signal.SIGTERM, None)
+        return real_step(self, batch)
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_train_step", step)
+        return train(cfg)
+
+
 @pytest.mark.parametrize("recipe,compiled", [("pix2pix", False), ("simgan", False), ("pix2pix", True)])
-def test_resume_logs_the_same_losses_as_an_uninterrupted_run(tmp_path, recipe, compiled):
-    """k steps, stop, resume to 2k: metrics.jsonl equals the straight 2k-step run's. The
-    synthetic set (12 faces, 3 batches) makes the resume start mid-epoch; dropout (pix2pix)
-    and the history buffer (simgan) need the RNG and buffer state restored (64 px: the
-    U-Net's dropout layers start at its fifth level, which 32 px does not reach)."""
+def test_resume_logs_the_same_losses_as_an_uninterrupted_run(tmp_path, monkeypatch, recipe, compiled):
+    """A 10-step run stopped by a signal at step 4 and resumed: metrics.jsonl equals the
+    straight run's. The synthetic set (12 faces, 3 batches) makes the resume start mid-epoch;
+    dropout (pix2pix) and the history buffer (simgan) need the RNG and buffer state restored
+    (64 px: the U-Net's dropout layers start at its fifth level, which 32 px does not reach);
+    the recipe defaults' linear LR decay and generator EMA need their state restored too."""
     kw = dict(dropout=recipe == "pix2pix", compile=compiled, steps=10,
               size=64 if recipe == "pix2pix" else 32)
     straight = train(tiny(tmp_path / "a", recipe, **kw))
-    first = train(tiny(tmp_path / "b", recipe, **{**kw, "steps": 4}))
-    assert first.step == 4
+    first = stopped_by_signal_after(4, monkeypatch, tiny(tmp_path / "b", recipe, **kw))
+    assert (first.step, first.stopped) == (4, "signal")
     resumed = train(tiny(tmp_path / "b", recipe, **{**kw, "resume": True}))
     assert straight.step == resumed.step == 10
     a, b = losses(tmp_path / "a"), losses(tmp_path / "b")

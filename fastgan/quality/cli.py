@@ -42,6 +42,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--limit", type=_positive(int), default=None, help="score only the first N held-out images")
     p.add_argument("--inception-weights", default=None, help="FID/KID weights for the mask-removal rows")
     p.add_argument("--list", action="store_true", help="print the rows and their commands, run nothing")
+    p.add_argument("--report", action="store_true", help="print OUT/metrics.json as markdown tables, run nothing")
     p.set_defaults(func=_cmd_quality)
 
 
@@ -56,6 +57,15 @@ def _cmd_quality(args: argparse.Namespace) -> int:
             if row is None:
                 raise ValueError(f"quality: unknown row {name!r}")
             print(f"{name:<28}{row.recipe:<14}{row.budget():<12}{row.lever}\n  {train_command(row, args.data)}")
+        return 0
+    if args.report:
+        import json
+
+        from fastgan.quality.report import markdown_tables
+        path = Path(args.out) / "metrics.json"
+        if not path.is_file():
+            raise ValueError(f"quality: {path} does not exist: run some rows first")
+        print(markdown_tables(json.loads(path.read_text())))
         return 0
     if args.minutes is not None and args.steps is not None:
         raise ValueError("quality: give --minutes or --steps, not both")

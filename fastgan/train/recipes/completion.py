@@ -22,12 +22,18 @@ class Completion(Recipe):
         super().__init__(cfg, device)
         self.recon = recon_loss(cfg.recon_loss)
         self.local = cfg.size // 2
+        # --local-weight 0: no local discriminator at all (not one trained for nothing), so a
+        # run without it spends its whole budget on the rest
+        self.has_local = cfg.local_weight > 0
+        if not self.has_local:
+            self.discriminators = ("D",)
 
     def build(self):
         cfg = self.cfg
         models = {"G": CompletionGenerator(4, 3, channels=cfg.ngf, norm=cfg.norm),
-                  "D": GlobalDiscriminator(3, cfg.size, channels=cfg.ndf, norm=cfg.norm),
-                  "D_local": LocalDiscriminator(3, self.local, channels=cfg.ndf, norm=cfg.norm)}
+                  "D": GlobalDiscriminator(3, cfg.size, channels=cfg.ndf, norm=cfg.norm)}
+        if self.has_local:
+            models["D_local"] = LocalDiscriminator(3, self.local, channels=cfg.ndf, norm=cfg.norm)
         if cfg.parsing_weight > 0:
             parser = _ExportedParser(torch.export.load(cfg.parsing_model).module().to(self.device))
             models["parsing"] = SemanticRegularizer(parser, weight=cfg.parsing_weight)
@@ -43,8 +49,10 @@ class Completion(Recipe):
         images = torch.cat([b["target"].to(fake.dtype), fake])
         masks = torch.cat([b["mask"], b["mask"]])
         g_logits = self.train_models["D"](images)
-        l_logits = self.train_models["D_local"](crop_around_mask(images, masks, self.local))
         g_real, g_fake = self.gan.d(g_logits[:n], g_logits[n:])
+        if not self.has_local:
+            return {"loss_d": g_real + g_fake, "d_global": g_real + g_fake}
+        l_logits = self.train_models["D_local"](crop_around_mask(images, masks, self.local))
         l_real, l_fake = self.gan.d(l_logits[:n], l_logits[n:])
         w = self.cfg.local_weight
         return {"loss_d": g_real + g_fake + w * (l_real + l_fake), "d_global": g_real + g_fake,
@@ -53,11 +61,14 @@ class Completion(Recipe):
     def g_loss(self, b, gen):
         out = gen["output"]
         adv_g = self.gan.g(self.nets["D"](out))
-        adv_l = self.gan.g(self.nets["D_local"](crop_around_mask(out, b["mask"], self.local)))
         rec = self.recon(gen["raw"], b["target"], b["mask"])
         cfg = self.cfg
-        total = cfg.recon_weight * rec + cfg.gan_weight * (adv_g + cfg.local_weight * adv_l)
-        parts = {"g_recon": rec, "g_global": adv_g, "g_local": adv_l}
+        parts = {"g_recon": rec, "g_global": adv_g}
+        adv = adv_g
+        if self.has_local:
+            parts["g_local"] = self.gan.g(self.nets["D_local"](crop_around_mask(out, b["mask"], self.local)))
+            adv = adv_g + cfg.local_weight * parts["g_local"]
+        total = cfg.recon_weight * rec + cfg.gan_weight * adv
         if "parsing" in self.nets:
             parse = self.nets["parsing"](out.float(), b["target"].float())
             total = total + parse
