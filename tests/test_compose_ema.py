@@ -23,6 +23,7 @@ def test_pix2pix_defaults_are_the_measured_best():
     assert TrainConfig(recipe="pix2pix", steps=1, size=128).resolved("cpu").ngf == 64
     assert TrainConfig(recipe="pix2pix", steps=1).resolved("cuda").ngf == 64
     assert default_width("vae", 64, "cpu") == 64
+    assert default_width("completion", 64, "cpu") == 32 and default_width("completion", 64, "cuda") == 64
     # options given explicitly win over the defaults
     given = TrainConfig(recipe="pix2pix", steps=1, compose="none", ema=0.0, ngf=16).resolved("cpu")
     assert (given.compose, given.ema, given.ngf, given.ndf) == ("none", 0.0, 16, 32)

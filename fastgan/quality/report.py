@@ -9,7 +9,8 @@ __all__ = ["markdown_tables"]
 _COLUMNS = {
     "reconstruction": [("ssim", "SSIM", "{:.3f}"), ("psnr", "PSNR", "{:.2f} dB"),
                        ("ssim_occluded", "SSIM occluded", "{:.3f}"), ("psnr_occluded", "PSNR occluded", "{:.2f} dB"),
-                       ("face_detection_rate", "faces detected", "{:.3f}"), ("fid", "FID", "{:.1f}")],
+                       ("face_detection_rate", "faces detected", "{:.3f}"), ("fid", "FID", "{:.1f}"),
+                       ("kid_random", "KID (random features)", "{:.4f}")],
     "vae": [("ssim_face", "SSIM face", "{:.3f}"), ("l1_face", "L1 face", "{:.4f}")],
     "simgan": [("kid_refined", "KID refined", "{:.4f}"), ("kid_unrefined", "KID unrefined (baseline)", "{:.4f}"),
                ("selfreg_l1", "self-reg L1", "{:.4f}")],

@@ -36,6 +36,8 @@ _ROWS = [
     Row("pix2pix-default-8", "pix2pix", "defaults", minutes=8),
     Row("pix2pix-image-loss-16", "pix2pix", "SSIM + L1 over the whole composite (not over the hole)",
         dict(recon_loss="ssim+l1"), minutes=16, against="pix2pix-default-16"),
+    Row("pix2pix-quarter-width-16", "pix2pix", "quarter width (ngf/ndf 16: ~2x the steps)",
+        dict(ngf=16, ndf=16), minutes=16, against="pix2pix-default-16"),
     Row("pix2pix-before-16", "pix2pix", "previous defaults (L1, ngf 64, raw output)",
         dict(_PIX2PIX_BEFORE), minutes=16),
     # pix2pix levers, one change at a time, at a fixed step count
@@ -56,7 +58,10 @@ _ROWS = [
         dict(recon_loss="cosine-sum", compose="none", ema=0.0, lr_decay="none", ngf=64, ndf=64), minutes=3),
     # face completion, square holes: with and without the local discriminator
     Row("completion-default-3", "completion", "defaults (global + local D)", minutes=3),
-    Row("completion-no-local-3", "completion", "no local D", dict(local_weight=0.0), minutes=3),
+    Row("completion-no-local-3", "completion", "no local D", dict(local_weight=0.0), minutes=3,
+        against="completion-default-3"),
+    Row("completion-full-width-3", "completion", "the paper's width (ngf/ndf 64)", dict(ngf=64, ndf=64),
+        minutes=3, against="completion-default-3"),
     # VAE: face-masked SSIM + L1 against an L2-only VAE
     Row("vae-default-3", "vae", "defaults (face-masked SSIM + L1)", minutes=3),
     Row("vae-l2-3", "vae", "L2 only", dict(recon_loss="l2", ssim_alpha=0.0), minutes=3),
@@ -68,10 +73,11 @@ ROWS: dict[str, Row] = {r.name: r for r in _ROWS}
 
 # `fastgan quality --table NAME`: the rows of each README table, in its order.
 TABLES: dict[str, list[str]] = {
-    "pix2pix": ["pix2pix-default-16", "pix2pix-default-8", "pix2pix-image-loss-16", "pix2pix-before-16"],
+    "pix2pix": ["pix2pix-default-16", "pix2pix-default-8", "pix2pix-image-loss-16", "pix2pix-quarter-width-16",
+                "pix2pix-before-16"],
     "pix2pix-levers": [r.name for r in _ROWS if r.name.endswith("-screen")],
     "mask-removal": ["mask-removal-default-3", "mask-removal-paper-3"],
-    "completion": ["completion-default-3", "completion-no-local-3"],
+    "completion": ["completion-default-3", "completion-no-local-3", "completion-full-width-3"],
     "vae": ["vae-default-3", "vae-l2-3"],
     "simgan": ["simgan-default-3"],
 }

@@ -85,7 +85,7 @@ def run_rows(names: list[str], *, data: str, out: str | Path = "runs/quality", m
         trained_s = time.monotonic() - start
         log(f"quality [{i}/{len(names)}] {name}: scoring {result.checkpoint} on the held-out split")
         figures = score(row.recipe, result.checkpoint, data, occlusion=_occlusion(result.checkpoint),
-                        limit=limit, inception_weights=inception_weights, log=log)
+                        limit=limit, inception_weights=inception_weights)
         record = {"key": key, "row": name, "recipe": row.recipe, "lever": row.lever, "budget": row.budget(),
                   "against": row.against, "command": f"fastgan quality --rows {name}",
                   "train_command": train_command(row, data), "steps": result.step,

@@ -5,7 +5,9 @@ the shared faces) with fixed-seed occlusions (seed 123, as ``fastgan occlude --s
   region (``fastgan eval``'s evaluator: scikit-image's Gaussian SSIM); the model is given the
   mask only if it needs one (a model that predicts it is scored on its own prediction). Mask
   removal adds the face-detection rate (OpenCV's Haar cascade, when installed) and FID/KID
-  when Inception weights are found.
+  when Inception weights are found; completion adds KID of the completed faces against the
+  clean ones on random features (``kid_random``: the realism a local discriminator is for,
+  which PSNR does not see).
 - vae: SSIM and L1 on the face region (the face ellipse from the landmarks).
 - simgan: KID (random features, ``fastgan.quality.features``) of the refined synthetic
   test faces against the real test faces, beside the same for the unrefined faces (the
@@ -26,13 +28,13 @@ EVAL_SEED = 123
 
 
 def score(recipe: str, checkpoint, data: str, *, occlusion: str | None, limit: int | None = None,
-          inception_weights: str | None = None, log=print) -> dict:
+          inception_weights: str | None = None) -> dict:
     from fastgan.train.inference import load_reconstructor
 
     rec = load_reconstructor(checkpoint)
     if recipe in ("pix2pix", "mask-removal", "completion"):
         return _reconstruction(rec, data, occlusion, limit, inception_weights if recipe == "mask-removal" else None,
-                               face_detection=recipe == "mask-removal", log=log)
+                               face_detection=recipe == "mask-removal", random_kid=recipe == "completion")
     if recipe == "vae":
         return _vae(rec, data, occlusion, limit)
     if recipe == "simgan":
@@ -40,10 +42,11 @@ def score(recipe: str, checkpoint, data: str, *, occlusion: str | None, limit: i
     raise ValueError(f"score: unknown recipe {recipe!r}")
 
 
-def _reconstruction(rec, data, occlusion, limit, inception_weights, *, face_detection, log) -> dict:
+def _reconstruction(rec, data, occlusion, limit, inception_weights, *, face_detection, random_kid) -> dict:
     from fastgan.metrics import face_detection as fd
     from fastgan.metrics import inception
     from fastgan.metrics.evaluate import Evaluator, evaluate_checkpoint
+    from fastgan.metrics.frechet import SmallSampleWarning
 
     notes = []
     detector = None
@@ -58,15 +61,23 @@ def _reconstruction(rec, data, occlusion, limit, inception_weights, *, face_dete
         features = inception.load_inception(path, sha256=inception.INCEPTION_SHA256)
     elif face_detection:
         notes.append("FID/KID not computed: " + inception.missing_message())
-    evaluator = Evaluator(feature_net=features, detector=detector, examples=0)
-    result, _, _ = evaluate_checkpoint(evaluator, rec, data, kinds=[occlusion], split="test", limit=limit,
-                                       seed=EVAL_SEED, log=lambda *_: None)
+    kid_options = {}
+    if random_kid:
+        from fastgan.quality.features import RandomFeatures
+        features = RandomFeatures()
+        kid_options = dict(kid_subsets=50, kid_subset_size=min(500, limit or 500))   # as SimGAN's
+    evaluator = Evaluator(feature_net=features, detector=detector, examples=0, **kid_options)
+    with warnings.catch_warnings():   # random-feature KID is only compared within its table
+        warnings.simplefilter("ignore", SmallSampleWarning)
+        result, _, _ = evaluate_checkpoint(evaluator, rec, data, kinds=[occlusion], split="test", limit=limit,
+                                           seed=EVAL_SEED, log=lambda *_: None)
     out = {"ssim": result["ssim"], "psnr": result["psnr"], "ssim_occluded": result["masked_ssim"],
            "psnr_occluded": result["masked_psnr"], "images": result["source"]["images"],
            "mask_given": bool(rec.uses_mask)}
-    for key in ("face_detection_rate", "reference_face_detection_rate", "fid", "kid"):
-        if key in result:
-            out[key] = result[key]
+    renamed = {"kid": "kid_random", "kid_std": "kid_random_std"} if random_kid else {}
+    for key in ("face_detection_rate", "reference_face_detection_rate", "fid", "kid", "kid_std"):
+        if key in result and not (random_kid and key == "fid"):
+            out[renamed.get(key, key)] = result[key]
     if notes:
         out["notes"] = notes
     return out

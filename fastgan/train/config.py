@@ -265,10 +265,10 @@ class TrainConfig:
 
 
 def default_width(recipe: str, size: int, device_type: str) -> int:
-    """The default --ngf / --ndf. pix2pix and mask-removal at 64 px or less on a CPU: 32 (a
-    quarter of the FLOPs, so more steps in a CPU-minute budget: the width of the README's CPU
-    quality runs); everywhere else the papers' 64."""
-    if recipe in ("pix2pix", "mask-removal") and size <= 64 and device_type == "cpu":
+    """The default --ngf / --ndf. pix2pix, mask-removal and completion at 64 px or less on a
+    CPU: 32 (a quarter of the FLOPs, so more steps in a CPU-minute budget; measured better at
+    equal minutes, README Quality); everywhere else the papers' 64."""
+    if recipe in ("pix2pix", "mask-removal", "completion") and size <= 64 and device_type == "cpu":
         return 32
     return 64
 
