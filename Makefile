@@ -1,7 +1,7 @@
 # fastgan: two commands on a fresh machine.
 #   make demo   set everything up, build, run the main job on built-in data
 #   make test   set everything up, build, run the test suite (what CI runs)
-#   make quality  train and score the README quality tables (TABLE=..., MINUTES=...; ~1.5 h for all)
+#   make quality  train and score the README quality tables (TABLE=..., MINUTES=...; ~2 h for all)
 # On a machine whose Python already holds torch (e.g. the GPU machine, no registry):
 #   make test PYTHON=python3 NO_VENV=1
 PYTHON ?= python3
