@@ -56,7 +56,7 @@ _ROWS = [
     Row("mask-removal-default-3", "mask-removal", "defaults", minutes=3),
     Row("mask-removal-paper-3", "mask-removal", "paper: cosine-sum, ngf 64, raw output",
         dict(recon_loss="cosine-sum", compose="none", ema=0.0, lr_decay="none", ngf=64, ndf=64), minutes=3),
-    # face completion, square holes: with and without the local discriminator
+    # face completion, square holes: with and without the local discriminator, and the width
     Row("completion-default-3", "completion", "defaults (global + local D)", minutes=3),
     Row("completion-no-local-3", "completion", "no local D", dict(local_weight=0.0), minutes=3,
         against="completion-default-3"),

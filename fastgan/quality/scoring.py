@@ -67,17 +67,21 @@ def _reconstruction(rec, data, occlusion, limit, inception_weights, *, face_dete
         features = RandomFeatures()
         kid_options = dict(kid_subsets=50, kid_subset_size=min(500, limit or 500))   # as SimGAN's
     evaluator = Evaluator(feature_net=features, detector=detector, examples=0, **kid_options)
-    with warnings.catch_warnings():   # random-feature KID is only compared within its table
-        warnings.simplefilter("ignore", SmallSampleWarning)
+    with warnings.catch_warnings():
+        if random_kid:   # random-feature KID is only compared within its own table
+            warnings.simplefilter("ignore", SmallSampleWarning)
         result, _, _ = evaluate_checkpoint(evaluator, rec, data, kinds=[occlusion], split="test", limit=limit,
                                            seed=EVAL_SEED, log=lambda *_: None)
     out = {"ssim": result["ssim"], "psnr": result["psnr"], "ssim_occluded": result["masked_ssim"],
            "psnr_occluded": result["masked_psnr"], "images": result["source"]["images"],
            "mask_given": bool(rec.uses_mask)}
-    renamed = {"kid": "kid_random", "kid_std": "kid_random_std"} if random_kid else {}
-    for key in ("face_detection_rate", "reference_face_detection_rate", "fid", "kid", "kid_std"):
-        if key in result and not (random_kid and key == "fid"):
-            out[renamed.get(key, key)] = result[key]
+    for key in ("face_detection_rate", "reference_face_detection_rate"):
+        if key in result:
+            out[key] = result[key]
+    if random_kid:   # not FID: its random-feature value means nothing beside Inception FIDs
+        out["kid_random"], out["kid_random_std"] = result["kid"], result["kid_std"]
+    elif "fid" in result:
+        out.update(fid=result["fid"], kid=result["kid"], kid_std=result["kid_std"])
     if notes:
         out["notes"] = notes
     return out
