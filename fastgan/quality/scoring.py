@@ -75,7 +75,7 @@ def _reconstruction(rec, data, occlusion, limit, inception_weights, *, face_dete
     out = {"ssim": result["ssim"], "psnr": result["psnr"], "ssim_occluded": result["masked_ssim"],
            "psnr_occluded": result["masked_psnr"], "images": result["source"]["images"],
            "mask_given": bool(rec.uses_mask)}
-    for key in ("face_detection_rate", "reference_face_detection_rate"):
+    for key in ("face_detection_rate", "face_detection_rate_target"):
         if key in result:
             out[key] = result[key]
     if random_kid:   # not FID: its random-feature value means nothing beside Inception FIDs
